@@ -109,6 +109,34 @@ impl HeaderKey {
     }
 }
 
+/// Why an encrypted header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header does not decrypt with this key")]
+    NotForThisKey,
+    #[error("time stamp outside the ±16 s frame")]
+    StampOutOfFrame,
+}
+
+impl HeaderKey {
+    /// Decrypts and applies the frame check against the receiver's clock (spec §4.6).
+    pub fn open(
+        &self,
+        packet: &mut [u8],
+        community: &Community,
+        unix_micros: u64,
+    ) -> Result<u64, HeaderError> {
+        let stamp = self
+            .decrypt(packet, community)
+            .ok_or(HeaderError::NotForThisKey)?;
+        if stamp_in_frame(stamp, unix_micros) {
+            Ok(stamp)
+        } else {
+            Err(HeaderError::StampOutOfFrame)
+        }
+    }
+}
+
 /// The time stamp for a Unix time in microseconds, with counter and flag bits clear.
 pub fn stamp_at(unix_micros: u64) -> u64 {
     let secs = unix_micros / 1_000_000;

@@ -9,6 +9,6 @@ pub mod random;
 pub mod speck;
 pub mod transform;
 
-pub use header_enc::{HeaderKey, SenderStamp, StampGenerator};
+pub use header_enc::{HeaderError, HeaderKey, SenderStamp, StampGenerator};
 pub use random::{OsRandom, RandomSource, Xorshift128Plus};
 pub use transform::{PacketContext, Transform, TransformError};
