@@ -92,7 +92,7 @@ pub enum Transform {
         cipher: BlockCipher,
     },
     ChaCha20(LegacyChaCha20),
-    Speck(LegacySpeck),
+    Speck(Box<LegacySpeck>),
     Aead(Box<AeadTransform>),
 }
 
@@ -113,7 +113,7 @@ impl Transform {
                 cipher: BlockCipher::aes_from_password(key),
             },
             id::CHACHA20 => Transform::ChaCha20(LegacyChaCha20::from_password(key)),
-            id::SPECK => Transform::Speck(LegacySpeck::from_password(key)),
+            id::SPECK => Transform::Speck(Box::new(LegacySpeck::from_password(key))),
             other => return Err(TransformError::Unknown(other)),
         })
     }

@@ -1,0 +1,136 @@
+//! Hostile input never panics: header decryption, every transform's decryption and both
+//! decompressors, on arbitrary bytes and on truncated, bit-flipped captured datagrams.
+
+#[path = "../../proto/tests/support/mod.rs"]
+mod support;
+
+use std::sync::OnceLock;
+
+use n2n_crypto::compress::{Codec, lzo_decompress};
+use n2n_crypto::keys::key_from_text;
+use n2n_crypto::transform::{AeadTransform, RootKey, id};
+use n2n_crypto::{HeaderKey, OsRandom, PacketContext, Transform};
+use n2n_proto::{Community, Mac};
+use proptest::prelude::*;
+
+fn captured() -> &'static [Vec<u8>] {
+    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    C.get_or_init(support::captured)
+}
+
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let n = captured().len();
+    (
+        0..n,
+        any::<prop::sample::Index>(),
+        proptest::collection::vec(any::<(prop::sample::Index, u8)>(), 0..4),
+    )
+        .prop_map(|(i, cut, flips)| {
+            let mut d = captured()[i].clone();
+            let len = if cut.index(4) == 0 {
+                cut.index(d.len() + 1)
+            } else {
+                d.len()
+            };
+            d.truncate(len);
+            for (at, bit) in flips {
+                if !d.is_empty() {
+                    let k = at.index(d.len());
+                    d[k] ^= 1 << (bit % 8);
+                }
+            }
+            d
+        })
+}
+
+fn community() -> Community {
+    Community::new("n2nvectors").expect("valid")
+}
+
+fn ctx(c: &Community, transform: u8) -> PacketContext<'_> {
+    PacketContext {
+        community: c,
+        src_mac: Mac([2, 0, 0, 0, 0, 1]),
+        dst_mac: Mac([2, 0, 0, 0, 0, 2]),
+        compression: 1,
+        transform,
+    }
+}
+
+fn transforms() -> Vec<Transform> {
+    let c = community();
+    let root = RootKey::derive_with_cost(b"k", &c, 64, 1).expect("kdf");
+    let mut all: Vec<Transform> = [id::NULL, id::TWOFISH, id::AES, id::CHACHA20, id::SPECK]
+        .into_iter()
+        .map(|i| Transform::legacy(i, Some(b"fuzz-key")).expect("legacy"))
+        .collect();
+    all.push(Transform::Aead(Box::new(AeadTransform::new(
+        root,
+        Mac([2, 0, 0, 0, 0, 9]),
+        1,
+        &mut OsRandom,
+    ))));
+    all
+}
+
+fn headers(bytes: &[u8]) {
+    let c = community();
+    for key in [
+        HeaderKey::for_community(&c),
+        HeaderKey::for_community(&Community::new("*Federation").expect("ok")),
+    ] {
+        let mut b = bytes.to_vec();
+        let _ = key.probe(&b);
+        let _ = key.open(&mut b, &c, 1_795_543_491_000_000);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(support::cases()))]
+
+    #[test]
+    fn header_decryption_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        headers(&bytes);
+    }
+
+    #[test]
+    fn header_decryption_of_mutated_captures_never_panics(bytes in mutated()) {
+        headers(&bytes);
+    }
+
+    #[test]
+    fn transforms_never_panic(which in 0usize..6, bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
+        thread_local!(static T: std::cell::RefCell<Vec<Transform>> = std::cell::RefCell::new(transforms()));
+        let c = community();
+        T.with(|t| {
+            let t = &mut t.borrow_mut()[which];
+            let mut b = bytes.clone();
+            let id = t.id();
+            if let Ok(r) = t.decrypt(&mut b, &ctx(&c, id)) {
+                assert!(r.end <= b.len());
+                // Only the unauthenticated legacy transforms accept random input.
+                assert_ne!(id, id::AEAD, "AEAD accepted random bytes");
+            }
+        });
+    }
+
+    #[test]
+    fn decompressors_never_panic(z in 0u8..5, bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
+        thread_local!(static C: std::cell::RefCell<Codec> = std::cell::RefCell::new(Codec::new(3).expect("codec")));
+        let mut out = [0u8; 2048];
+        C.with(|c| {
+            if let Ok(n) = c.borrow_mut().decompress(z, &bytes, &mut out) {
+                assert!(n <= 2048);
+            }
+        });
+        let mut small = [0u8; 100];
+        if let Ok(n) = lzo_decompress(&bytes, &mut small) {
+            assert!(n <= 100);
+        }
+    }
+
+    #[test]
+    fn key_text_never_panics(s in "\\PC{0,50}") {
+        let _ = key_from_text(&s);
+    }
+}
