@@ -1,0 +1,147 @@
+//! The supernode's community.list (spec §2.3): fixed names with optional subnets, patterns,
+//! and `* user public-key` lines under a fixed name.
+
+use std::net::Ipv4Addr;
+
+use n2n_crypto::keys::key_from_text;
+use n2n_proto::{Community, IpSubnet};
+
+use crate::regex::{Pattern, is_pattern};
+
+/// A user allowed in a user/password community.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub public_key: [u8; 32],
+}
+
+/// A community listed by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedCommunity {
+    pub name: Community,
+    /// The subnet given in the file, if valid; otherwise one is assigned.
+    pub subnet: Option<IpSubnet>,
+    pub users: Vec<User>,
+}
+
+/// A parsed community.list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommunityList {
+    pub fixed: Vec<FixedCommunity>,
+    pub patterns: Vec<Pattern>,
+    /// Lines that were neither (for a warning each).
+    pub skipped: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("no valid community in {0}")]
+    Empty(String),
+}
+
+impl CommunityList {
+    pub fn load(path: &str) -> Result<Self, ListError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ListError::Unreadable {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        let list = Self::parse(&text);
+        if list.fixed.is_empty() && list.patterns.is_empty() {
+            return Err(ListError::Empty(path.to_string()));
+        }
+        Ok(list)
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let mut list = CommunityList::default();
+        // Index of the fixed community user lines attach to; reset by every pattern line.
+        let mut current: Option<usize> = None;
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim_end_matches(['\r', '\n']).trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let Some(first) = words.next() else { continue };
+            if first == "*" {
+                if let (Some(i), Some(user), Some(key)) = (current, words.next(), words.next()) {
+                    if let Some(public_key) = key_from_text(key).filter(|_| user.len() <= 15) {
+                        list.fixed[i].users.push(User {
+                            name: user.to_string(),
+                            public_key,
+                        });
+                        continue;
+                    }
+                }
+                list.skipped.push(n + 1);
+                continue;
+            }
+            if is_pattern(first) {
+                current = None;
+                match Pattern::new(first) {
+                    Some(p) => list.patterns.push(p),
+                    None => list.skipped.push(n + 1),
+                }
+                continue;
+            }
+            let name = Community::from_text(first);
+            let subnet = words.next().and_then(parse_subnet);
+            list.fixed.push(FixedCommunity {
+                name,
+                subnet,
+                users: Vec::new(),
+            });
+            current = Some(list.fixed.len() - 1);
+        }
+        list
+    }
+
+    pub fn fixed(&self, name: &[u8]) -> Option<&FixedCommunity> {
+        self.fixed.iter().find(|f| f.name.as_bytes() == name)
+    }
+
+    pub fn pattern_allows(&self, name: &[u8]) -> bool {
+        self.patterns.iter().any(|p| p.is_match(name))
+    }
+}
+
+/// `a.b.c.d/bits` with bits 1..=30, the host part zero, not 0.0.0.0 or 255.255.255.255.
+pub fn parse_subnet(s: &str) -> Option<IpSubnet> {
+    let (addr, bits) = s.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let bits: u8 = bits.parse().ok()?;
+    if !(1..=30).contains(&bits) || addr.is_unspecified() || addr.is_broadcast() {
+        return None;
+    }
+    let s = IpSubnet::new(addr, bits);
+    (u32::from(addr) & !s.netmask() == 0).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_patterns_subnets_and_users() {
+        let text = "# comment\n\nmynet\nteam 10.1.2.0/24\nbad 10.1.2.3/24\n* alice ROMg4FBgfOcHeWb5QKC-XQi6tvTCIx4q6-DeJ7Wrd2O\nguest[0-9]+\n* orphan ROMg4FBgfOcHeWb5QKC-XQi6tvTCIx4q6-DeJ7Wrd2O\n";
+        let l = CommunityList::parse(text);
+        assert_eq!(l.fixed.len(), 3);
+        assert_eq!(
+            l.fixed[1].subnet,
+            Some(IpSubnet::new(Ipv4Addr::new(10, 1, 2, 0), 24))
+        );
+        assert_eq!(l.fixed[2].subnet, None, "host bits set");
+        assert_eq!(l.fixed[2].users.len(), 1);
+        assert_eq!(l.fixed[2].users[0].name, "alice");
+        assert!(l.pattern_allows(b"guest7"));
+        assert!(!l.pattern_allows(b"guest"));
+        assert_eq!(
+            l.skipped,
+            vec![8],
+            "a user line after a pattern belongs to nobody"
+        );
+        assert!(l.fixed(b"team").is_some());
+    }
+}

@@ -1,0 +1,306 @@
+//! The supernode's protocol state machine: no sockets, no clock, no OS randomness. The shell
+//! passes every datagram in with the time and performs the transmits it asks for.
+
+mod handlers;
+mod outbox;
+pub mod registry;
+mod stats;
+
+use std::net::SocketAddr;
+
+use n2n_crypto::RandomSource;
+use n2n_crypto::header_enc::{StampGenerator, stamp_in_frame};
+use n2n_proto::header::looks_plain;
+use n2n_proto::{Community, Datagram, IpSubnet, Mac, MsgType, VersionString};
+use tracing::debug;
+
+pub use outbox::{Outbox, Transmit};
+pub use registry::{AutoIpRange, CommunityState, Edge, HeaderMode};
+pub use stats::{DropReason, Stats};
+
+use crate::community_list::CommunityList;
+
+/// Edges are purged after this long without a registration (REGISTRATION_TIMEOUT).
+pub const REGISTRATION_TIMEOUT_US: u64 = 60_000_000;
+/// How often silent edges are purged (PURGE_REGISTRATION_FREQUENCY).
+pub const PURGE_INTERVAL_US: u64 = 30_000_000;
+/// Default bound on registered edges across all communities.
+pub const DEFAULT_MAX_EDGES: usize = 100_000;
+/// Communities created on the fly are bounded too.
+pub const MAX_COMMUNITIES: usize = 10_000;
+
+/// What the machine needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    pub mac: Mac,
+    pub auto_ip: AutoIpRange,
+    /// MAC/IP spoofing protection via the auth token (off with `-M`).
+    pub spoofing_protection: bool,
+    pub version: VersionString,
+    pub max_edges: usize,
+    /// `None`: every community is allowed (created on first registration).
+    pub communities: Option<CommunityList>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            mac: Mac([0x02, 0, 0, 0, 0, 0xfe]),
+            auto_ip: AutoIpRange::default(),
+            spoofing_protection: true,
+            version: VersionString::from_text(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
+            max_edges: DEFAULT_MAX_EDGES,
+            communities: None,
+        }
+    }
+}
+
+/// The supernode.
+pub struct Supernode {
+    pub(crate) cfg: MachineConfig,
+    pub(crate) communities: Vec<CommunityState>,
+    pub(crate) stats: Stats,
+    pub(crate) start_us: u64,
+    pub(crate) stamps: StampGenerator,
+    pub(crate) rng: Box<dyn RandomSource + Send>,
+    next_purge_us: u64,
+    pub(crate) edge_count: usize,
+    /// Reused list of broadcast destinations.
+    pub(crate) scratch_dests: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for Supernode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Supernode {{ communities: {}, edges: {} }}",
+            self.communities.len(),
+            self.edge_count
+        )
+    }
+}
+
+/// A datagram that passed the common checks, with what the handlers need to know of it.
+pub(crate) struct Inbound<'a> {
+    pub now_us: u64,
+    pub from: SocketAddr,
+    pub community: usize,
+    pub datagram: Datagram,
+    pub rest: &'a [u8],
+    /// The header's time stamp when it came encrypted.
+    pub stamp: Option<u64>,
+}
+
+impl Supernode {
+    pub fn new(cfg: MachineConfig, now_us: u64, rng: Box<dyn RandomSource + Send>) -> Self {
+        let mut sn = Supernode {
+            cfg,
+            communities: Vec::new(),
+            stats: Stats::default(),
+            start_us: now_us,
+            stamps: StampGenerator::default(),
+            rng,
+            next_purge_us: now_us + PURGE_INTERVAL_US,
+            edge_count: 0,
+            scratch_dests: Vec::new(),
+        };
+        sn.load_listed_communities();
+        sn
+    }
+
+    pub fn config(&self) -> &MachineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn communities(&self) -> &[CommunityState] {
+        &self.communities
+    }
+
+    pub fn start_us(&self) -> u64 {
+        self.start_us
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edge_count
+    }
+
+    /// Replaces the community list (SIGHUP / `reload_communities`): every community and its
+    /// edges are dropped and the listed ones recreated.
+    pub fn reload(&mut self, list: Option<CommunityList>) {
+        self.cfg.communities = list;
+        self.communities.clear();
+        self.edge_count = 0;
+        self.load_listed_communities();
+    }
+
+    fn load_listed_communities(&mut self) {
+        let Some(list) = self.cfg.communities.clone() else {
+            return;
+        };
+        for f in &list.fixed {
+            let subnet = match f.subnet {
+                Some(s) => s,
+                None => self.pick_subnet(&f.name),
+            };
+            let mut c = CommunityState::new(f.name, true, subnet);
+            c.has_users = !f.users.is_empty();
+            self.communities.push(c);
+        }
+    }
+
+    fn pick_subnet(&self, name: &Community) -> IpSubnet {
+        let taken = self.communities.iter().map(|c| &c.subnet);
+        self.cfg.auto_ip.pick_subnet(name, taken)
+    }
+
+    pub(crate) fn find_community(&self, name: &[u8]) -> Option<usize> {
+        self.communities
+            .iter()
+            .position(|c| c.name.as_bytes() == name)
+    }
+
+    /// Creates a community on first contact if the configuration allows it (spec §7.2 step 1).
+    fn admit_community(&mut self, name: &Community) -> Option<usize> {
+        let allowed = match &self.cfg.communities {
+            None => true,
+            Some(list) => list.pattern_allows(name.as_bytes()),
+        };
+        if !allowed || self.communities.len() >= MAX_COMMUNITIES || name.as_bytes().is_empty() {
+            return None;
+        }
+        let subnet = self.pick_subnet(name);
+        let mut clean = Community::default();
+        clean.0[..name.as_bytes().len()].copy_from_slice(name.as_bytes());
+        self.communities
+            .push(CommunityState::new(clean, false, subnet));
+        Some(self.communities.len() - 1)
+    }
+
+    /// Handles one received datagram. `data` may be modified (header decryption in place).
+    /// Whatever must be sent is put in `out` (cleared first).
+    pub fn handle_datagram(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        data: &mut [u8],
+        out: &mut Outbox,
+    ) {
+        out.clear();
+        if let Err(reason) = self.handle_inner(now_us, from, data, out) {
+            self.stats.record_drop(reason);
+            debug!(%from, ?reason, "dropped datagram");
+        }
+    }
+
+    fn handle_inner(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        data: &mut [u8],
+        out: &mut Outbox,
+    ) -> Result<(), DropReason> {
+        if data.len() < n2n_proto::COMMON_HEADER_LEN {
+            return Err(DropReason::TooShort);
+        }
+        let (community, stamp) = if looks_plain(data) {
+            (self.plain_community(data)?, None)
+        } else {
+            let (idx, stamp) = self.decrypt_header(data)?;
+            if !stamp_in_frame(stamp, now_us) {
+                return Err(DropReason::StampRejected);
+            }
+            (idx, Some(stamp))
+        };
+        let (datagram, rest) = Datagram::decode(data).map_err(|_| DropReason::Undecodable)?;
+        if datagram.ttl == 0 {
+            return Err(DropReason::TtlExpired);
+        }
+        let inbound = Inbound {
+            now_us,
+            from,
+            community,
+            datagram,
+            rest,
+            stamp,
+        };
+        self.dispatch(inbound, out)
+    }
+
+    /// The community of a plain datagram, created if allowed; locks a listed name to plain.
+    fn plain_community(&mut self, data: &[u8]) -> Result<usize, DropReason> {
+        let mut name = Community::default();
+        name.0.copy_from_slice(&data[4..24]);
+        let idx = match self.find_community(name.as_bytes()) {
+            Some(i) => i,
+            None => {
+                let code = MsgType::from(data[3] & 0x1f);
+                if !matches!(code, MsgType::RegisterSuper | MsgType::QueryPeer) {
+                    return Err(DropReason::UnknownCommunity);
+                }
+                self.admit_community(&name)
+                    .ok_or(DropReason::CommunityNotAllowed)?
+            }
+        };
+        let c = &mut self.communities[idx];
+        match c.header {
+            HeaderMode::Encrypted => Err(DropReason::PlainForEncrypted),
+            HeaderMode::Unknown => {
+                c.header = HeaderMode::Plain;
+                Ok(idx)
+            }
+            HeaderMode::Plain => Ok(idx),
+        }
+    }
+
+    /// Tries every community that may be encrypted (spec §3.9); locks it to encrypted.
+    fn decrypt_header(&mut self, data: &mut [u8]) -> Result<(usize, u64), DropReason> {
+        for (i, c) in self.communities.iter_mut().enumerate() {
+            if c.header == HeaderMode::Plain {
+                continue;
+            }
+            let Some(key) = &c.key else { continue };
+            if let Some(stamp) = key.decrypt(data, &c.name) {
+                c.header = HeaderMode::Encrypted;
+                return Ok((i, stamp));
+            }
+        }
+        Err(DropReason::Undecryptable)
+    }
+
+    /// When [`Supernode::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> u64 {
+        self.next_purge_us
+    }
+
+    /// Timers: purges edges silent for 60 s and empty on-the-fly communities (spec §7.12).
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        if now_us < self.next_purge_us {
+            return;
+        }
+        self.next_purge_us = now_us + PURGE_INTERVAL_US;
+        let mut removed = 0;
+        for c in &mut self.communities {
+            let before = c.edges.len();
+            c.edges
+                .retain(|_, e| now_us.saturating_sub(e.last_seen_us) < REGISTRATION_TIMEOUT_US);
+            removed += before - c.edges.len();
+        }
+        self.edge_count -= removed;
+        self.communities
+            .retain(|c| !c.purgeable() || !c.edges.is_empty());
+        if removed > 0 {
+            debug!(removed, "purged silent edges");
+        }
+    }
+
+    pub(crate) fn random_u32(&mut self) -> u32 {
+        self.rng.next_u64() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests;

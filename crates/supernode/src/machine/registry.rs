@@ -1,0 +1,241 @@
+//! Communities, their edges, and automatic address assignment (spec §7.2, §7.11).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use n2n_crypto::pearson::pearson_hash_32;
+use n2n_crypto::{HeaderKey, SenderStamp};
+use n2n_proto::{Auth, Community, Desc, IpSubnet, Mac, Sock};
+
+/// Header-encryption state of a community (spec §3.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderMode {
+    /// A listed name before its first packet.
+    Unknown,
+    Plain,
+    Encrypted,
+}
+
+/// A registered edge.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub mac: Mac,
+    pub dev_addr: IpSubnet,
+    pub desc: Desc,
+    /// Its public socket as the supernode sees it.
+    pub sock: SocketAddr,
+    /// Its preferred local socket (`-e`), if it sent one.
+    pub preferred: Option<Sock>,
+    /// The token bound at first registration (scheme 0 when `-M` or none).
+    pub auth: Auth,
+    pub last_seen_us: u64,
+    /// Header time-stamp state, for `-H` communities.
+    pub stamp: Option<SenderStamp>,
+}
+
+/// One community and its edges.
+#[derive(Debug)]
+pub struct CommunityState {
+    pub name: Community,
+    /// Listed in community.list (fixed name): never purged, header encryption possible.
+    pub listed: bool,
+    pub header: HeaderMode,
+    /// Header key, for listed names only (the supernode needs the name as key).
+    pub key: Option<HeaderKey>,
+    /// The subnet addresses are assigned from (0.0.0.0/0 if none could be found).
+    pub subnet: IpSubnet,
+    pub edges: HashMap<Mac, Edge>,
+    /// User/password community (users listed): not supported yet, registrations get NAK.
+    pub has_users: bool,
+}
+
+impl CommunityState {
+    pub fn new(name: Community, listed: bool, subnet: IpSubnet) -> Self {
+        CommunityState {
+            name,
+            listed,
+            header: if listed {
+                HeaderMode::Unknown
+            } else {
+                HeaderMode::Plain
+            },
+            key: listed.then(|| HeaderKey::for_community(&name)),
+            subnet,
+            edges: HashMap::new(),
+            has_users: false,
+        }
+    }
+
+    pub fn purgeable(&self) -> bool {
+        !self.listed
+    }
+
+    /// The edge owning `ip`, if any.
+    pub fn edge_with_ip(&self, ip: Ipv4Addr) -> Option<Mac> {
+        self.edges
+            .values()
+            .find(|e| e.dev_addr.addr == ip)
+            .map(|e| e.mac)
+    }
+
+    /// Spec §7.11: `h = H32(desc16) & hostmask` (0 → 1, all ones → all ones − 1), then the first
+    /// address no registered edge holds, searching down from `net | h`, then up.
+    pub fn assign_address(&self, desc: &Desc) -> IpSubnet {
+        if self.subnet.prefix == 0 || self.subnet.prefix >= 31 {
+            return IpSubnet::UNSPECIFIED;
+        }
+        let net = u32::from(self.subnet.addr) & self.subnet.netmask();
+        let hostmask = !self.subnet.netmask();
+        let mut h = pearson_hash_32(&desc.0) & hostmask;
+        if h == 0 {
+            h = 1;
+        } else if h == hostmask {
+            h = hostmask - 1;
+        }
+        let used = |a: u32| self.edges.values().any(|e| u32::from(e.dev_addr.addr) == a);
+        let candidate = net | h;
+        let down = (net + 1..=candidate).rev();
+        let up = candidate + 1..net + hostmask;
+        match down.chain(up).find(|&a| !used(a)) {
+            Some(a) => IpSubnet::new(Ipv4Addr::from(a), self.subnet.prefix),
+            None => IpSubnet::UNSPECIFIED,
+        }
+    }
+}
+
+/// The range community subnets are drawn from (`-a`, default 10.128.0.0-10.255.255.0/24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoIpRange {
+    pub min: Ipv4Addr,
+    pub max: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Default for AutoIpRange {
+    fn default() -> Self {
+        AutoIpRange {
+            min: Ipv4Addr::new(10, 128, 0, 0),
+            max: Ipv4Addr::new(10, 255, 255, 0),
+            prefix: 24,
+        }
+    }
+}
+
+impl AutoIpRange {
+    /// Spec §7.11: start at `H32(comm20) mod n`, search down then up for a subnet that overlaps
+    /// no other community's.
+    pub fn pick_subnet<'a>(
+        &self,
+        community: &Community,
+        taken: impl Iterator<Item = &'a IpSubnet> + Clone,
+    ) -> IpSubnet {
+        let shift = 32 - u32::from(self.prefix);
+        let (min, max) = (u32::from(self.min), u32::from(self.max));
+        let n = ((max - min) >> shift) + 1;
+        let start = pearson_hash_32(&community.0) % n;
+        let candidate = |i: u32| IpSubnet::new(Ipv4Addr::from(min + (i << shift)), self.prefix);
+        let free = |s: &IpSubnet| !taken.clone().any(|t| overlaps(s, t));
+        (0..=start)
+            .rev()
+            .chain(start + 1..n)
+            .map(candidate)
+            .find(free)
+            .unwrap_or(IpSubnet::UNSPECIFIED)
+    }
+}
+
+/// Whether two subnets share an address.
+pub fn overlaps(a: &IpSubnet, b: &IpSubnet) -> bool {
+    if b.prefix == 0 || a.prefix == 0 {
+        return false;
+    }
+    let mask = a.netmask() & b.netmask();
+    u32::from(a.addr) & mask == u32::from(b.addr) & mask
+}
+
+/// Whether a registration asks for an address (spec §7.2 step 5).
+pub fn wants_address(dev: &IpSubnet) -> bool {
+    let a = dev.addr;
+    a.is_unspecified() || a.is_broadcast() || dev.prefix == 0 || a.octets()[..2] == [169, 254]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnet_of(name: &str) -> IpSubnet {
+        AutoIpRange::default().pick_subnet(&Community::new(name).expect("valid"), [].iter())
+    }
+
+    #[test]
+    fn community_subnets_match_the_reference() {
+        assert_eq!(subnet_of("plaincomm").to_string(), "10.200.206.0/24");
+        assert_eq!(subnet_of("hecomm").to_string(), "10.181.100.0/24");
+        assert_eq!(subnet_of("n2nvectors").to_string(), "10.240.116.0/24");
+    }
+
+    #[test]
+    fn edge_addresses_match_the_reference() {
+        let c = CommunityState::new(
+            Community::new("plaincomm").expect("ok"),
+            false,
+            subnet_of("plaincomm"),
+        );
+        assert_eq!(
+            c.assign_address(&Desc::from_text("myhost")).to_string(),
+            "10.200.206.16/24"
+        );
+        assert_eq!(
+            c.assign_address(&Desc::from_text("testhost")).to_string(),
+            "10.200.206.100/24"
+        );
+        let v = CommunityState::new(
+            Community::new("n2nvectors").expect("ok"),
+            false,
+            subnet_of("n2nvectors"),
+        );
+        assert_eq!(
+            v.assign_address(&Desc::from_text("edge1")).addr,
+            Ipv4Addr::new(10, 240, 116, 73)
+        );
+        assert_eq!(
+            v.assign_address(&Desc::from_text("edge2")).addr,
+            Ipv4Addr::new(10, 240, 116, 117)
+        );
+        assert_eq!(
+            v.assign_address(&Desc::from_text("edge3")).addr,
+            Ipv4Addr::new(10, 240, 116, 55)
+        );
+    }
+
+    #[test]
+    fn taken_subnets_and_addresses_are_skipped() {
+        let name = Community::new("plaincomm").expect("ok");
+        let taken = [IpSubnet::new(Ipv4Addr::new(10, 200, 206, 0), 24)];
+        assert_eq!(
+            AutoIpRange::default()
+                .pick_subnet(&name, taken.iter())
+                .to_string(),
+            "10.200.205.0/24"
+        );
+        let mut c = CommunityState::new(name, false, subnet_of("plaincomm"));
+        let first = c.assign_address(&Desc::from_text("myhost"));
+        c.edges.insert(
+            Mac([2, 0, 0, 0, 0, 1]),
+            Edge {
+                mac: Mac([2, 0, 0, 0, 0, 1]),
+                dev_addr: first,
+                desc: Desc::from_text("myhost"),
+                sock: "127.0.0.1:1".parse().expect("addr"),
+                preferred: None,
+                auth: Auth::NONE,
+                last_seen_us: 0,
+                stamp: None,
+            },
+        );
+        assert_eq!(
+            c.assign_address(&Desc::from_text("myhost")).to_string(),
+            "10.200.206.15/24"
+        );
+    }
+}

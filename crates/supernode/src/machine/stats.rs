@@ -1,0 +1,46 @@
+//! Counters the management API reports (spec §8.2/8.3) and drop reasons.
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    TooShort,
+    Undecodable,
+    Undecryptable,
+    StampRejected,
+    TtlExpired,
+    UnknownCommunity,
+    CommunityNotAllowed,
+    PlainForEncrypted,
+    RegistryFull,
+    UnknownDestination,
+    Unsupported,
+    BadAuth,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub forward_tx: u64,
+    pub broadcast_tx: u64,
+    pub reg_super_rx: u64,
+    pub reg_super_nak: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub dropped_undecryptable: u64,
+    pub dropped_stamp: u64,
+    pub dropped_registry_full: u64,
+    pub last_fwd_us: u64,
+    pub last_reg_super_us: u64,
+}
+
+impl Stats {
+    pub fn record_drop(&mut self, reason: DropReason) {
+        self.dropped += 1;
+        match reason {
+            DropReason::Undecryptable => self.dropped_undecryptable += 1,
+            DropReason::StampRejected => self.dropped_stamp += 1,
+            DropReason::RegistryFull => self.dropped_registry_full += 1,
+            DropReason::TooShort | DropReason::Undecodable => self.errors += 1,
+            _ => {}
+        }
+    }
+}

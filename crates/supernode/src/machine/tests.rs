@@ -1,0 +1,356 @@
+//! Machine tests with simulated time (the vector replay in tests/ covers the reference's
+//! exact answers; these cover timers, bounds, `-M` and header-encryption locking).
+
+use std::net::SocketAddr;
+
+use n2n_crypto::header_enc::stamp_at;
+use n2n_crypto::{HeaderKey, Xorshift128Plus};
+use n2n_proto::msg::*;
+use n2n_proto::*;
+
+use super::*;
+use crate::community_list::CommunityList;
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn sn(list: Option<&str>, protect: bool, max_edges: usize) -> Supernode {
+    let cfg = MachineConfig {
+        communities: list.map(CommunityList::parse),
+        spoofing_protection: protect,
+        max_edges,
+        ..MachineConfig::default()
+    };
+    Supernode::new(cfg, T0, Box::new(Xorshift128Plus::seeded(3)))
+}
+
+fn mac(n: u8) -> Mac {
+    Mac([2, 0, 0, 0, 0, n])
+}
+
+fn from(n: u8) -> SocketAddr {
+    SocketAddr::from(([198, 18, 0, n], 40000 + u16::from(n)))
+}
+
+fn comm(name: &str) -> Community {
+    Community::new(name).expect("valid")
+}
+
+fn reg_super(c: &str, m: Mac, ip: [u8; 4], token: u8) -> Vec<u8> {
+    Datagram::new(
+        comm(c),
+        Flags::EMPTY,
+        Message::RegisterSuper(RegisterSuper {
+            cookie: u32::from(token) * 7,
+            edge_mac: m,
+            sock: None,
+            dev_addr: IpSubnet::new(ip.into(), 24),
+            desc: Desc::from_text("host"),
+            auth: Auth::new(auth_scheme::SIMPLE_ID, &[token; 16]).expect("16"),
+            key_time: 0,
+        }),
+    )
+    .to_vec()
+}
+
+fn feed(
+    s: &mut Supernode,
+    now: u64,
+    who: u8,
+    mut bytes: Vec<u8>,
+) -> Vec<(Vec<u8>, Vec<SocketAddr>)> {
+    let mut out = Outbox::default();
+    s.handle_datagram(now, from(who), &mut bytes, &mut out);
+    out.transmits()
+        .iter()
+        .map(|t| (t.data.clone(), t.dests.clone()))
+        .collect()
+}
+
+fn answer(s: &mut Supernode, now: u64, who: u8, bytes: Vec<u8>) -> Option<Message> {
+    let out = feed(s, now, who, bytes);
+    out.first()
+        .map(|(d, _)| Datagram::decode(d).expect("our answer decodes").0.msg)
+}
+
+#[test]
+fn registration_refresh_and_expiry() {
+    let mut s = sn(None, true, 100);
+    let a = answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))));
+    assert_eq!(s.edge_count(), 1);
+    // Re-registration every 20 s keeps the edge.
+    for i in 1..=5u64 {
+        let now = T0 + i * 20_000_000;
+        assert!(matches!(
+            answer(&mut s, now, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1)),
+            Some(Message::RegisterSuperAck(_))
+        ));
+        s.handle_timeout(now);
+    }
+    assert_eq!(s.edge_count(), 1);
+    // Silent for more than 60 s: purged at the next 30 s purge, and the open community too.
+    let last = T0 + 100_000_000;
+    s.handle_timeout(last + 59_000_000);
+    assert_eq!(s.edge_count(), 1);
+    s.handle_timeout(last + 91_000_000);
+    assert_eq!(s.edge_count(), 0);
+    assert!(s.communities().is_empty());
+}
+
+#[test]
+fn spoofing_is_refused_unless_disabled() {
+    let mut s = sn(None, true, 100);
+    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    // Same MAC, other token: NAK naming the refused MAC.
+    match answer(
+        &mut s,
+        T0 + 1,
+        3,
+        reg_super("net", mac(1), [10, 0, 0, 3], 9),
+    ) {
+        Some(Message::RegisterSuperNak(n)) => assert_eq!(n.src_mac, mac(1)),
+        other => panic!("expected NAK, got {other:?}"),
+    }
+    // Other MAC claiming the same IP with another token: NAK.
+    assert!(matches!(
+        answer(
+            &mut s,
+            T0 + 2,
+            4,
+            reg_super("net", mac(4), [10, 0, 0, 1], 9)
+        ),
+        Some(Message::RegisterSuperNak(_))
+    ));
+    // With -M the token is not checked.
+    let mut s = sn(None, false, 100);
+    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    assert!(matches!(
+        answer(
+            &mut s,
+            T0 + 1,
+            3,
+            reg_super("net", mac(1), [10, 0, 0, 3], 9)
+        ),
+        Some(Message::RegisterSuperAck(_))
+    ));
+    assert_eq!(s.stats().reg_super_nak, 0);
+}
+
+#[test]
+fn community_list_restricts_silently() {
+    let mut s = sn(Some("listed\nguest[0-9]+\n"), true, 100);
+    assert!(
+        answer(&mut s, T0, 1, reg_super("other", mac(1), [10, 0, 0, 1], 1)).is_none(),
+        "no NAK for unlisted"
+    );
+    assert!(answer(&mut s, T0, 1, reg_super("listed", mac(1), [10, 0, 0, 1], 1)).is_some());
+    assert!(answer(&mut s, T0, 2, reg_super("guest7", mac(2), [10, 0, 0, 2], 2)).is_some());
+    assert!(answer(&mut s, T0, 2, reg_super("guest", mac(3), [10, 0, 0, 3], 3)).is_none());
+}
+
+#[test]
+fn registry_is_bounded() {
+    let mut s = sn(None, true, 10);
+    for i in 0..50u8 {
+        feed(&mut s, T0, i, reg_super("net", mac(i), [10, 0, 1, i], i));
+    }
+    assert_eq!(s.edge_count(), 10);
+    assert_eq!(s.stats().dropped_registry_full, 40);
+}
+
+fn packet(c: &str, src: Mac, dst: Mac, payload: &[u8]) -> Vec<u8> {
+    let mut b = Datagram::new(
+        comm(c),
+        Flags::EMPTY,
+        Message::Packet(PacketHeader {
+            src_mac: src,
+            dst_mac: dst,
+            sock: None,
+            compression: 1,
+            transform: 1,
+        }),
+    )
+    .to_vec();
+    b.extend_from_slice(payload);
+    b
+}
+
+#[test]
+fn relays_unicast_and_fans_out_broadcast() {
+    let mut s = sn(None, true, 100);
+    for i in 1..=3 {
+        feed(&mut s, T0, i, reg_super("net", mac(i), [10, 0, 0, i], i));
+    }
+    let out = feed(&mut s, T0, 1, packet("net", mac(1), mac(2), b"frame"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, vec![from(2)]);
+    let (d, rest) = Datagram::decode(&out[0].0).expect("decodes");
+    assert_eq!(rest, b"frame");
+    assert_eq!(d.ttl, 1);
+    assert_eq!(d.wire_flags(), Flags::FROM_SUPERNODE.with(Flags::SOCKET));
+    let Message::Packet(p) = d.msg else {
+        panic!("not a PACKET")
+    };
+    assert_eq!(p.sock, Some(Sock::from(from(1))));
+    // Broadcast: everyone but the sender.
+    let out = feed(&mut s, T0, 2, packet("net", mac(2), Mac::BROADCAST, b"arp"));
+    let mut dests = out[0].1.clone();
+    dests.sort();
+    assert_eq!(dests, vec![from(1), from(3)]);
+    // Unknown destination: dropped.
+    assert!(feed(&mut s, T0, 1, packet("net", mac(1), mac(9), b"x")).is_empty());
+    // TTL 0: dropped.
+    let mut b = packet("net", mac(1), mac(2), b"x");
+    b[1] = 0;
+    assert!(feed(&mut s, T0, 1, b).is_empty());
+}
+
+#[test]
+fn ping_pong_and_peer_lookup() {
+    let mut s = sn(None, true, 100);
+    feed(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    let q = |target| {
+        Datagram::new(
+            comm("net"),
+            Flags::EMPTY,
+            Message::QueryPeer(QueryPeer {
+                src_mac: mac(2),
+                target_mac: target,
+                aflags: 0,
+            }),
+        )
+        .to_vec()
+    };
+    match answer(&mut s, T0 + 5_000_000, 2, q(Mac::NULL)) {
+        Some(Message::PeerInfo(p)) => {
+            assert!(p.is_pong());
+            assert_eq!(p.uptime, 5);
+            assert_eq!(p.sock, Sock::from(from(2)));
+        }
+        other => panic!("expected PONG, got {other:?}"),
+    }
+    match answer(&mut s, T0, 2, q(mac(1))) {
+        Some(Message::PeerInfo(p)) => {
+            assert_eq!(
+                (p.src_mac, p.mac, p.sock),
+                (mac(2), mac(1), Sock::from(from(1)))
+            );
+        }
+        other => panic!("expected PEER_INFO, got {other:?}"),
+    }
+    assert!(answer(&mut s, T0, 2, q(mac(7))).is_none());
+}
+
+#[test]
+fn unregister_needs_the_token() {
+    let mut s = sn(None, true, 100);
+    feed(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    let unreg = |token: u8| {
+        Datagram::new(
+            comm("net"),
+            Flags::EMPTY,
+            Message::UnregisterSuper(UnregisterSuper {
+                auth: Auth::new(1, &[token; 16]).expect("16"),
+                src_mac: mac(1),
+            }),
+        )
+        .to_vec()
+    };
+    feed(&mut s, T0, 1, unreg(9));
+    assert_eq!(s.edge_count(), 1);
+    feed(&mut s, T0, 1, unreg(1));
+    assert_eq!(s.edge_count(), 0);
+}
+
+fn encrypt(c: &str, mut bytes: Vec<u8>, now: u64) -> Vec<u8> {
+    let n = bytes.len();
+    HeaderKey::for_community(&comm(c)).encrypt(&mut bytes, n, stamp_at(now), 5);
+    bytes
+}
+
+#[test]
+fn header_encryption_locks_a_listed_community() {
+    // First packet encrypted: the community is locked to encrypted; plain is then dropped.
+    let mut s = sn(Some("secret\n"), true, 100);
+    let out = feed(
+        &mut s,
+        T0,
+        1,
+        encrypt("secret", reg_super("secret", mac(1), [10, 0, 0, 1], 1), T0),
+    );
+    assert_eq!(out.len(), 1);
+    let mut ack = out[0].0.clone();
+    assert!(!header::looks_plain(&ack), "answer is encrypted");
+    assert!(
+        HeaderKey::for_community(&comm("secret"))
+            .decrypt(&mut ack, &comm("secret"))
+            .is_some()
+    );
+    assert_eq!(s.communities()[0].header, HeaderMode::Encrypted);
+    assert!(feed(&mut s, T0, 2, reg_super("secret", mac(2), [10, 0, 0, 2], 2)).is_empty());
+    // A replayed registration (same stamp) is refused; a stale one (17 s old) too.
+    let replay = encrypt(
+        "secret",
+        reg_super("secret", mac(1), [10, 0, 0, 1], 1),
+        T0 + 1_000_000,
+    );
+    assert_eq!(feed(&mut s, T0 + 1_000_000, 1, replay.clone()).len(), 1);
+    assert!(feed(&mut s, T0 + 1_000_000, 1, replay).is_empty());
+    assert!(
+        feed(
+            &mut s,
+            T0 + 20_000_000,
+            1,
+            encrypt(
+                "secret",
+                reg_super("secret", mac(1), [10, 0, 0, 1], 1),
+                T0 + 3_000_000
+            )
+        )
+        .is_empty()
+    );
+
+    // First packet plain: locked to plain; encrypted ones no longer decrypt.
+    let mut s = sn(Some("secret\n"), true, 100);
+    assert_eq!(
+        feed(&mut s, T0, 1, reg_super("secret", mac(1), [10, 0, 0, 1], 1)).len(),
+        1
+    );
+    assert_eq!(s.communities()[0].header, HeaderMode::Plain);
+    assert!(
+        feed(
+            &mut s,
+            T0,
+            2,
+            encrypt("secret", reg_super("secret", mac(2), [10, 0, 0, 2], 2), T0)
+        )
+        .is_empty()
+    );
+    assert_eq!(s.stats().dropped_undecryptable, 1);
+}
+
+#[test]
+fn address_requests_get_the_reference_address() {
+    let mut s = sn(None, true, 100);
+    let mut b = Datagram::new(
+        comm("plaincomm"),
+        Flags::EMPTY,
+        Message::RegisterSuper(RegisterSuper {
+            cookie: 1,
+            edge_mac: Mac::NULL,
+            sock: None,
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::from_text("myhost"),
+            auth: Auth::new(1, &[1; 16]).expect("16"),
+            key_time: 0,
+        }),
+    )
+    .to_vec();
+    match answer(&mut s, T0, 1, std::mem::take(&mut b)) {
+        Some(Message::RegisterSuperAck(a)) => {
+            assert_eq!(a.dev_addr.to_string(), "10.200.206.16/24")
+        }
+        other => panic!("expected ACK, got {other:?}"),
+    }
+    assert_eq!(s.edge_count(), 0, "the bootstrap request is not stored");
+}
