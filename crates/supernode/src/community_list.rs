@@ -66,14 +66,14 @@ impl CommunityList {
             let mut words = line.split_whitespace();
             let Some(first) = words.next() else { continue };
             if first == "*" {
-                if let (Some(i), Some(user), Some(key)) = (current, words.next(), words.next()) {
-                    if let Some(public_key) = key_from_text(key).filter(|_| user.len() <= 15) {
-                        list.fixed[i].users.push(User {
-                            name: user.to_string(),
-                            public_key,
-                        });
-                        continue;
-                    }
+                if let (Some(i), Some(user), Some(key)) = (current, words.next(), words.next())
+                    && let Some(public_key) = key_from_text(key).filter(|_| user.len() <= 15)
+                {
+                    list.fixed[i].users.push(User {
+                        name: user.to_string(),
+                        public_key,
+                    });
+                    continue;
                 }
                 list.skipped.push(n + 1);
                 continue;

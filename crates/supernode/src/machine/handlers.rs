@@ -128,18 +128,18 @@ impl Supernode {
             // User/password communities need scheme 2, which is not implemented yet.
             return Ok(false);
         }
-        let mut mac = r.edge_mac;
-        if !c.edges.contains_key(&mac) && !r.dev_addr.addr.is_unspecified() {
-            if let Some(owner) = c.edge_with_ip(r.dev_addr.addr) {
-                // The same address under a new MAC: the entry is re-keyed if the token matches.
-                if !auth_matches(&c.edges[&owner].auth, &r.auth) {
-                    return Ok(false);
-                }
-                if let Some(mut e) = c.edges.remove(&owner) {
-                    e.mac = mac;
-                    c.edges.insert(mac, e);
-                }
-                mac = r.edge_mac;
+        let mac = r.edge_mac;
+        if !c.edges.contains_key(&mac)
+            && !r.dev_addr.addr.is_unspecified()
+            && let Some(owner) = c.edge_with_ip(r.dev_addr.addr)
+        {
+            // The same address under a new MAC: the entry is re-keyed if the token matches.
+            if !auth_matches(&c.edges[&owner].auth, &r.auth) {
+                return Ok(false);
+            }
+            if let Some(mut e) = c.edges.remove(&owner) {
+                e.mac = mac;
+                c.edges.insert(mac, e);
             }
         }
         let now = m.now_us;
