@@ -43,13 +43,10 @@ fn normalise(mut plain: Vec<u8>) -> String {
     hex::encode(plain)
 }
 
-fn replay(
-    file: &str,
-) -> (
-    usize,
-    BTreeMap<String, Vec<String>>,
-    BTreeMap<String, Vec<String>>,
-) {
+/// Datagrams per destination address, in order.
+type PerDest = BTreeMap<String, Vec<String>>;
+
+fn replay(file: &str) -> (usize, PerDest, PerDest) {
     let text = std::fs::read_to_string(vectors_dir().join(file))
         .unwrap_or_else(|e| panic!("vector file {file} is missing: {e}"));
     let mut lines = text
@@ -78,8 +75,8 @@ fn replay(
     let t0 = micros(&lines[0]);
     let mut sn = Supernode::new(cfg, t0, Box::new(Xorshift128Plus::seeded(1)));
     let key = HeaderKey::for_community(&community);
-    let mut ours: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut theirs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut ours: PerDest = BTreeMap::new();
+    let mut theirs: PerDest = BTreeMap::new();
     let mut out = Outbox::default();
     let mut fed = 0;
     for line in &lines {
