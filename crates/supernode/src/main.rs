@@ -1,1 +1,119 @@
-fn main() {}
+//! `supernode`: parses n2n's command line, binds, daemonises, drops privileges, runs.
+
+use std::process::ExitCode;
+
+use n2n_crypto::{OsRandom, RandomSource};
+use n2n_daemon::{logging, os, unix_micros};
+use n2n_supernode::cli::{Args, CliError};
+use n2n_supernode::machine::Supernode;
+use n2n_supernode::mgmt::Control;
+use n2n_supernode::runtime;
+use tracing::{error, info, warn};
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("supernode: error: {}", msg.trim_start_matches("error: "));
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse_from_argv(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(CliError::Help(text)) => {
+            println!("{}", text.trim_end());
+            return ExitCode::SUCCESS;
+        }
+        Err(CliError::Bad(line)) => return fail(&line),
+    };
+    let listen = match args.listen() {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    let mut mac = [0u8; 6];
+    OsRandom.fill(&mut mac);
+    let cfg = match args.machine_config(mac) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let udp = match std::net::UdpSocket::bind(listen) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot listen on -p {listen}: {e}")),
+    };
+    let mgmt = match std::net::UdpSocket::bind(("127.0.0.1", args.mgmt_port)) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(&format!(
+                "cannot open the management port -t {}: {e}",
+                args.mgmt_port
+            ));
+        }
+    };
+    if !args.foreground
+        && let Err(e) = os::daemonize()
+    {
+        return fail(&format!("cannot run as a daemon: {e}"));
+    }
+    let verbosity = logging::DEFAULT_VERBOSITY.saturating_add(args.verbose);
+    let log = logging::init("supernode", verbosity, !args.foreground);
+    if let Err(e) = drop_privileges(&args) {
+        error!("cannot drop privileges: {e}");
+        return ExitCode::from(1);
+    }
+    if !args.anchors.is_empty() || args.federation != "Federation" {
+        warn!("federation (-l, -F) is not supported yet: this supernode serves its own edges only");
+    }
+    if let Some(list) = &cfg.communities {
+        for line in &list.skipped {
+            warn!(line, "community list: line ignored");
+        }
+    }
+    info!(mac = %cfg.mac, "supernode MAC");
+    let sn = Supernode::new(cfg, unix_micros(), Box::new(OsRandom));
+    let ctl = Control {
+        password_hash: args.management_password_hash(),
+        verbosity,
+        keep_running: true,
+        list_path: args.communities.clone(),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let result = rt.block_on(async move {
+        let udp = tokio::net::UdpSocket::from_std(nonblocking(udp)?)?;
+        let mgmt = tokio::net::UdpSocket::from_std(nonblocking(mgmt)?)?;
+        runtime::run(sn, udp, mgmt, ctl, Some(log), runtime::termination()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn nonblocking(s: std::net::UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// `-u`/`-g`, or as root the `n2n` (else `nobody`) account, as n2n does.
+fn drop_privileges(args: &Args) -> std::io::Result<()> {
+    if !os::is_root() && args.uid.is_none() && args.gid.is_none() {
+        return Ok(());
+    }
+    let fallback = os::account_ids("n2n").or_else(|| os::account_ids("nobody"));
+    let uid = args.uid.or(fallback.map(|f| f.0));
+    let gid = args.gid.or(fallback.map(|f| f.1));
+    match (uid, gid) {
+        (Some(u), Some(g)) => {
+            os::drop_privileges(u, g)?;
+            info!(uid = u, gid = g, "dropped privileges");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,1 +1,93 @@
+//! The thin tokio shell: moves datagrams between the sockets and the machine, runs its timer,
+//! answers management requests and reloads the community list on SIGHUP.
 
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use n2n_daemon::logging::LogHandle;
+use n2n_daemon::unix_micros;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+use crate::machine::{Outbox, Supernode};
+use crate::mgmt::{self, Control};
+
+/// Receive buffer: n2n's N2N_SN_PKTBUF_SIZE; longer datagrams are truncated and then fail to
+/// decode or decrypt.
+const RECV_BUF: usize = 2048;
+
+/// Runs until `shutdown` completes or the management API says stop.
+pub async fn run(
+    mut sn: Supernode,
+    udp: UdpSocket,
+    mgmt_sock: UdpSocket,
+    mut ctl: Control,
+    log: Option<LogHandle>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut mbuf = vec![0u8; 512];
+    let mut out = Outbox::default();
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::pin!(shutdown);
+    info!(listen = %udp.local_addr()?, mgmt = %mgmt_sock.local_addr()?, "supernode started");
+    loop {
+        let wait = sn.poll_timeout().saturating_sub(unix_micros());
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => {
+                let (n, from) = match r {
+                    Ok(x) => x,
+                    Err(e) => { warn!(error = %e, "receive failed"); continue; }
+                };
+                sn.handle_datagram(unix_micros(), from, &mut buf[..n], &mut out);
+                for t in out.transmits() {
+                    for dst in &t.dests {
+                        if let Err(e) = udp.send_to(&t.data, dst).await {
+                            warn!(%dst, error = %e, "send failed");
+                        }
+                    }
+                }
+            }
+            r = mgmt_sock.recv_from(&mut mbuf) => {
+                let Ok((n, from)) = r else { continue };
+                let before = ctl.verbosity;
+                for reply in mgmt::handle(&mut sn, &mut ctl, unix_micros(), &mbuf[..n]) {
+                    let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
+                }
+                if ctl.verbosity != before && let Some(l) = &log {
+                    l.set_verbosity(ctl.verbosity);
+                }
+                if !ctl.keep_running {
+                    info!("stop requested by the management interface");
+                    break;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_micros(wait)) => sn.handle_timeout(unix_micros()),
+            _ = hangup.recv() => match mgmt::reload(&mut sn, &ctl) {
+                Ok(()) => info!("community list reloaded"),
+                Err(e) => warn!("{e}"),
+            },
+            _ = &mut shutdown => {
+                info!("shutting down");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination() {
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    let Ok(mut int) = signal(SignalKind::interrupt()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

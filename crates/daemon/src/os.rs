@@ -1,0 +1,96 @@
+//! The few POSIX calls a daemon needs and Rust's standard library lacks.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+
+/// Detaches from the terminal as n2n does (`daemon(0, 0)`). Call before starting threads.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: daemon(3) forks and exits the parent; called before any thread is started, so
+    // the child holds the only thread and no lock can be left held.
+    if unsafe { libc::daemon(0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The uid/gid of a local account, if it exists.
+pub fn account_ids(name: &str) -> Option<(u32, u32)> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: getpwnam returns NULL or a pointer to static storage valid until the next call;
+    // we copy the two ids out immediately and keep no reference.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record (see above).
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Some((uid, gid))
+}
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Drops to `gid` then `uid` (group first, while still allowed to).
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: setgroups/setgid/setuid take plain integers; failure is reported via errno.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 && is_root() {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Opens syslog with the program's ident, facility daemon (as n2n).
+pub fn open_syslog(program: &'static str) {
+    let ident: &'static std::ffi::CStr = match program {
+        "edge" => c"edge",
+        "supernode" => c"supernode",
+        _ => c"n2n",
+    };
+    // SAFETY: ident is a 'static C string, as openlog requires (it keeps the pointer).
+    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+}
+
+/// A `Write` that sends each complete line to syslog.
+#[derive(Default, Debug)]
+pub struct SyslogWriter {
+    line: Vec<u8>,
+}
+
+impl io::Write for SyslogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogWriter {
+    fn drop(&mut self) {
+        let text: Vec<u8> = self
+            .line
+            .iter()
+            .copied()
+            .filter(|&b| b != 0 && b != b'\n')
+            .collect();
+        if let Ok(msg) = CString::new(text) {
+            // SAFETY: both strings are valid NUL-terminated C strings; "%s" consumes exactly
+            // the one argument given.
+            unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), msg.as_ptr()) };
+        }
+    }
+}
