@@ -137,17 +137,18 @@ impl Supernode {
             if !auth_matches(&c.edges[&owner].auth, &r.auth) {
                 return Ok(false);
             }
-            if let Some(mut e) = c.edges.remove(&owner) {
+            if let Some(mut e) = c.remove_edge(&owner) {
                 e.mac = mac;
-                c.edges.insert(mac, e);
+                c.insert_edge(e);
             }
         }
         let now = m.now_us;
-        match c.edges.get_mut(&mac) {
+        match c.edges.get(&mac) {
             Some(e) => {
                 if !auth_matches(&e.auth, &r.auth) {
                     return Ok(false);
                 }
+                let mut e = e.clone();
                 e.sock = m.from;
                 e.dev_addr = r.dev_addr;
                 e.desc = r.desc;
@@ -156,6 +157,7 @@ impl Supernode {
                 if let (Some(stamp), Some(slot)) = (m.stamp, e.stamp.as_mut()) {
                     slot.accept(stamp, false);
                 }
+                c.insert_edge(e);
             }
             None => {
                 if !matches!(r.auth.scheme, auth_scheme::NONE | auth_scheme::SIMPLE_ID) {
@@ -170,19 +172,16 @@ impl Supernode {
                     slot.accept(s, false);
                     slot
                 });
-                c.edges.insert(
+                c.insert_edge(Edge {
                     mac,
-                    Edge {
-                        mac,
-                        dev_addr: r.dev_addr,
-                        desc: r.desc,
-                        sock: m.from,
-                        preferred: r.sock,
-                        auth,
-                        last_seen_us: now,
-                        stamp,
-                    },
-                );
+                    dev_addr: r.dev_addr,
+                    desc: r.desc,
+                    sock: m.from,
+                    preferred: r.sock,
+                    auth,
+                    last_seen_us: now,
+                    stamp,
+                });
                 self.edge_count += 1;
                 info!(community = %c.name, %mac, addr = %r.dev_addr, sock = %m.from, "edge registered");
             }
@@ -195,7 +194,7 @@ impl Supernode {
         let c = &mut self.communities[m.community];
         match c.edges.get(&u.src_mac) {
             Some(e) if auth_matches(&e.auth, &u.auth) => {
-                c.edges.remove(&u.src_mac);
+                c.remove_edge(&u.src_mac);
                 self.edge_count -= 1;
                 info!(community = %c.name, mac = %u.src_mac, "edge unregistered");
                 Ok(())

@@ -45,6 +45,8 @@ pub struct CommunityState {
     /// The subnet addresses are assigned from (0.0.0.0/0 if none could be found).
     pub subnet: IpSubnet,
     pub edges: HashMap<Mac, Edge>,
+    /// Which edge holds which address (kept in step with `edges` by the methods below).
+    by_ip: HashMap<Ipv4Addr, Mac>,
     /// User/password community (users listed): not supported yet, registrations get NAK.
     pub has_users: bool,
 }
@@ -62,6 +64,7 @@ impl CommunityState {
             key: listed.then(|| HeaderKey::for_community(&name)),
             subnet,
             edges: HashMap::new(),
+            by_ip: HashMap::new(),
             has_users: false,
         }
     }
@@ -72,10 +75,44 @@ impl CommunityState {
 
     /// The edge owning `ip`, if any.
     pub fn edge_with_ip(&self, ip: Ipv4Addr) -> Option<Mac> {
-        self.edges
+        self.by_ip.get(&ip).copied()
+    }
+
+    pub fn insert_edge(&mut self, edge: Edge) {
+        if let Some(old) = self.edges.get(&edge.mac) {
+            let addr = old.dev_addr.addr;
+            self.unindex(addr, edge.mac);
+        }
+        if !edge.dev_addr.addr.is_unspecified() {
+            self.by_ip.insert(edge.dev_addr.addr, edge.mac);
+        }
+        self.edges.insert(edge.mac, edge);
+    }
+
+    pub fn remove_edge(&mut self, mac: &Mac) -> Option<Edge> {
+        let e = self.edges.remove(mac)?;
+        self.unindex(e.dev_addr.addr, e.mac);
+        Some(e)
+    }
+
+    /// Removes edges whose last registration is older than `cutoff_us`; returns how many.
+    pub fn purge(&mut self, cutoff_us: u64) -> usize {
+        let stale: Vec<Mac> = self
+            .edges
             .values()
-            .find(|e| e.dev_addr.addr == ip)
+            .filter(|e| e.last_seen_us < cutoff_us)
             .map(|e| e.mac)
+            .collect();
+        for m in &stale {
+            self.remove_edge(m);
+        }
+        stale.len()
+    }
+
+    fn unindex(&mut self, addr: Ipv4Addr, mac: Mac) {
+        if self.by_ip.get(&addr) == Some(&mac) {
+            self.by_ip.remove(&addr);
+        }
     }
 
     /// Spec §7.11: `h = H32(desc16) & hostmask` (0 → 1, all ones → all ones − 1), then the first
@@ -92,7 +129,7 @@ impl CommunityState {
         } else if h == hostmask {
             h = hostmask - 1;
         }
-        let used = |a: u32| self.edges.values().any(|e| u32::from(e.dev_addr.addr) == a);
+        let used = |a: u32| self.by_ip.contains_key(&Ipv4Addr::from(a));
         let candidate = net | h;
         let down = (net + 1..=candidate).rev();
         let up = candidate + 1..net + hostmask;
@@ -220,19 +257,16 @@ mod tests {
         );
         let mut c = CommunityState::new(name, false, subnet_of("plaincomm"));
         let first = c.assign_address(&Desc::from_text("myhost"));
-        c.edges.insert(
-            Mac([2, 0, 0, 0, 0, 1]),
-            Edge {
-                mac: Mac([2, 0, 0, 0, 0, 1]),
-                dev_addr: first,
-                desc: Desc::from_text("myhost"),
-                sock: "127.0.0.1:1".parse().expect("addr"),
-                preferred: None,
-                auth: Auth::NONE,
-                last_seen_us: 0,
-                stamp: None,
-            },
-        );
+        c.insert_edge(Edge {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+            dev_addr: first,
+            desc: Desc::from_text("myhost"),
+            sock: "127.0.0.1:1".parse().expect("addr"),
+            preferred: None,
+            auth: Auth::NONE,
+            last_seen_us: 0,
+            stamp: None,
+        });
         assert_eq!(
             c.assign_address(&Desc::from_text("myhost")).to_string(),
             "10.200.206.15/24"
