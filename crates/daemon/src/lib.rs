@@ -3,6 +3,7 @@
 
 pub mod conf;
 pub mod logging;
+pub mod mgmt;
 pub mod os;
 
 /// Microseconds since the Unix epoch (the machines take time as an argument).

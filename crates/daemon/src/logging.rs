@@ -48,7 +48,11 @@ pub fn init(program: &'static str, verbosity: u8, to_syslog: bool) -> LogHandle 
             .with_writer(crate::os::SyslogWriter::default);
         let _ = registry.with(layer).try_init();
     } else {
-        let layer = fmt::layer().with_target(false).with_writer(std::io::stdout);
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let layer = fmt::layer()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(std::io::stdout);
         let _ = registry.with(layer).try_init();
     }
     LogHandle(handle)

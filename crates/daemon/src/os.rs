@@ -94,3 +94,28 @@ impl Drop for SyslogWriter {
         }
     }
 }
+
+/// Path-MTU discovery on a UDP socket: n2n disables it by default (DF not set, the kernel may
+/// fragment); `-D` enables it.
+pub fn set_pmtu_discovery(socket: &impl std::os::fd::AsRawFd, on: bool) -> io::Result<()> {
+    let value: libc::c_int = if on {
+        libc::IP_PMTUDISC_DO
+    } else {
+        libc::IP_PMTUDISC_DONT
+    };
+    // SAFETY: a valid socket descriptor and a pointer to a c_int that lives across the call,
+    // with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,17 +1,12 @@
 //! The management interface on 127.0.0.1 (spec §8): n2n's plain-text commands and its JSON
 //! `r`/`w`/`s` API. Pure request → replies; the shell owns the socket.
 
-use std::fmt::Write as _;
-
-use n2n_crypto::pearson::pearson_hash_64;
+use n2n_daemon::mgmt::{self, Rows, error, js, parse_c_int};
 
 use crate::community_list::CommunityList;
 use crate::machine::Supernode;
 
-/// Requests are truncated to this length for JSON parsing (spec §9).
-const MAX_REQUEST: usize = 80;
-/// Reply tags are truncated to this many characters.
-const MAX_TAG: usize = 9;
+use n2n_daemon::mgmt::MAX_REQUEST;
 
 /// What the management API may change besides the machine.
 #[derive(Debug)]
@@ -115,66 +110,6 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
     out
 }
 
-/// A JSON string literal (n2n does not escape; we do, so the output stays valid JSON).
-fn js(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn error(tag: &str, e: &str) -> Vec<String> {
-    vec![format!(
-        "{{\"_tag\":{},\"_type\":\"error\",\"error\":{}}}\n",
-        js(tag),
-        js(e)
-    )]
-}
-
-struct Rows<'a> {
-    tag: &'a str,
-    cmd: &'a str,
-    out: Vec<String>,
-}
-
-impl<'a> Rows<'a> {
-    fn new(tag: &'a str, cmd: &'a str) -> Self {
-        let out = vec![format!(
-            "{{\"_tag\":{},\"_type\":\"begin\",\"cmd\":{}}}\n",
-            js(tag),
-            js(cmd)
-        )];
-        Rows { tag, cmd, out }
-    }
-
-    /// `fields` is the inside of the object after the tag and type, e.g. `"a":1,"b":"x"`.
-    fn row(&mut self, fields: &str) {
-        self.out.push(format!(
-            "{{\"_tag\":{},\"_type\":\"row\",{fields}}}\n",
-            js(self.tag)
-        ));
-    }
-
-    fn end(mut self) -> Vec<String> {
-        self.out.push(format!(
-            "{{\"_tag\":{},\"_type\":\"end\",\"cmd\":{}}}\n",
-            js(self.tag),
-            js(self.cmd)
-        ));
-        self.out
-    }
-}
-
 const METHODS: [(&str, bool, &str); 9] = [
     ("communities", false, "Show current communities"),
     ("edges", false, "List current edges/peers"),
@@ -192,48 +127,15 @@ const METHODS: [(&str, bool, &str); 9] = [
 ];
 
 fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) -> Vec<String> {
-    let mut words = text.split(' ').filter(|w| !w.is_empty());
-    let kind = words.next().unwrap_or("");
-    let Some(options) = words.next() else {
-        return error("-1", "nooptions");
+    let req = match mgmt::parse(text, ctl.password_hash, &METHODS) {
+        Ok(r) => r,
+        Err(reply) => return reply,
     };
-    let mut opt = options.split(':');
-    let tag: String = opt.next().unwrap_or("").chars().take(MAX_TAG).collect();
-    let flags = u32::from_str_radix(opt.next().unwrap_or("0"), 16).unwrap_or(0);
-    let password = if flags & 1 != 0 { opt.next() } else { None };
-    if !matches!(kind, "r" | "w" | "s") {
-        return error(&tag, "badtype");
-    }
-    let Some(method) = words.next() else {
-        return error(&tag, "nocmd");
-    };
-    let arg = words.next();
-    let authorised = match password {
-        Some(p) => {
-            if pearson_hash_64(p.as_bytes()) != ctl.password_hash {
-                return error(&tag, "badauth");
-            }
-            true
-        }
-        None => false,
-    };
-    if kind != "r" && !authorised {
-        return error(&tag, "badauth");
-    }
-    let Some(&(_, writable, _)) = METHODS.iter().find(|m| m.0 == method) else {
-        return error(&tag, "unknowncmd");
-    };
-    if kind == "w" && !writable {
-        return error(&tag, "readonly");
-    }
+    let (kind, tag, method, arg) = (req.kind, req.tag.as_str(), req.method, req.arg);
     let secs = |us: u64| us / 1_000_000;
-    let mut rows = Rows::new(&tag, method);
+    let mut rows = Rows::new(tag, method);
     match method {
-        "help" => {
-            for (cmd, _, help) in METHODS {
-                rows.row(&format!("\"cmd\":{},\"help\":{}", js(cmd), js(help)));
-            }
-        }
+        "help" => return mgmt::help_rows(tag, &METHODS),
         "stop" => {
             if kind == "w" {
                 ctl.keep_running = false;
@@ -250,10 +152,10 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
         }
         "reload_communities" => {
             if kind != "w" {
-                return error(&tag, "writeonly");
+                return error(tag, "writeonly");
             }
             if ctl.list_path.is_none() {
-                return error(&tag, "nofile");
+                return error(tag, "nofile");
             }
             let ok: u32 = match reload(sn, ctl) {
                 Ok(()) => 0,
@@ -312,21 +214,10 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
             ));
             rows.row(&format!("\"type\":\"errors\",\"tx_pkt\":{}", s.errors));
         }
-        _ => return error(&tag, "unimplemented"),
+        _ => return error(tag, "unimplemented"),
     }
     let _ = now_us;
     rows.end()
-}
-
-/// A number with C's base auto-detection (`0x..` hex, leading `0` octal).
-fn parse_c_int(s: &str) -> Option<u32> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(h, 16).ok()
-    } else if s.len() > 1 && s.starts_with('0') {
-        u32::from_str_radix(&s[1..], 8).ok()
-    } else {
-        s.parse().ok()
-    }
 }
 
 #[cfg(test)]
@@ -334,6 +225,7 @@ mod tests {
     use super::*;
     use crate::machine::MachineConfig;
     use n2n_crypto::Xorshift128Plus;
+    use n2n_crypto::pearson::pearson_hash_64;
 
     fn setup() -> (Supernode, Control) {
         let sn = Supernode::new(

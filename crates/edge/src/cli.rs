@@ -1,0 +1,508 @@
+//! The edge's command line, config file and environment, as n2n 3.x (spec §1.1–1.5, §2.1–2.2).
+
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+
+use clap::Parser;
+use n2n_crypto::pearson::pearson_hash_64;
+use n2n_crypto::transform::id as transform_id;
+use n2n_daemon::conf::{ArgStyle, expand_args};
+use n2n_proto::msg::compression;
+use n2n_proto::{Community, Desc, IpSubnet, Mac};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "edge",
+    about = "n2n-rs edge: joins an n2n 3.x community and bridges a TAP device to it",
+    override_usage = "edge <config file> [options]\n       edge -c <community> -l <supernode host:port> [options]",
+    disable_version_flag = true,
+    args_override_self = true
+)]
+pub struct Args {
+    /// Community name [env: N2N_COMMUNITY]
+    #[arg(short = 'c', long = "community", value_name = "NAME")]
+    pub community: Option<String>,
+    /// Encryption key [env: N2N_KEY]
+    #[arg(short = 'k', value_name = "KEY")]
+    pub key: Option<String>,
+    /// TAP address: [static:]ip[/bits] or dhcp:0.0.0.0 [default: assigned by the supernode]
+    #[arg(short = 'a', value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// Supernode host:port (repeatable)
+    #[arg(short = 'l', long = "supernode-list", value_name = "HOST:PORT")]
+    pub supernodes: Vec<String>,
+    /// TAP device name
+    #[arg(
+        short = 'd',
+        long = "tap-device",
+        value_name = "NAME",
+        default_value = "edge0"
+    )]
+    pub device: String,
+    /// TAP MAC address [default: random]
+    #[arg(short = 'm', value_name = "MAC")]
+    pub mac: Option<String>,
+    /// TAP MTU
+    #[arg(short = 'M', value_name = "MTU", default_value_t = 1290)]
+    pub mtu: u16,
+    /// Local UDP [ip:]port [default: any address, OS-chosen port]
+    #[arg(short = 'p', value_name = "[IP:]PORT")]
+    pub local: Option<String>,
+    /// Supernode registration interval, seconds
+    #[arg(short = 'i', value_name = "SECONDS", default_value_t = 20)]
+    pub register_interval: u32,
+    /// IP TTL of hole-punching REGISTERs (0 = system default)
+    #[arg(short = 'L', value_name = "TTL", default_value_t = 0)]
+    pub register_ttl: u8,
+    /// Cipher: 1 none, 2 Twofish, 3 AES, 4 ChaCha20, 5 Speck, 6 ChaCha20-Poly1305 (n2n-rs) [default: 3 with a key, else 1]
+    #[arg(short = 'A', value_name = "N", num_args = 0..=1, default_missing_value = "3", require_equals = false)]
+    pub cipher: Option<u8>,
+    /// Encrypt headers with the community name as key
+    #[arg(short = 'H')]
+    pub header_encryption: bool,
+    /// Compression: 1 LZO, 2 ZSTD [default: none]
+    #[arg(short = 'z', value_name = "N", num_args = 0..=1, default_missing_value = "1")]
+    pub compression: Option<u8>,
+    /// Accept Ethernet multicast
+    #[arg(short = 'E')]
+    pub multicast: bool,
+    /// Allow routed and bridged traffic
+    #[arg(short = 'r')]
+    pub routing: bool,
+    /// Stay in the foreground (default: run as a daemon, logging to syslog)
+    #[arg(short = 'f')]
+    pub foreground: bool,
+    /// User id to run as once the TAP is up [default: n2n, else nobody, when started as root]
+    #[arg(short = 'u', long = "euid", value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group id to run as once the TAP is up
+    #[arg(short = 'g', long = "egid", value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Description sent to the supernode [default: host name]
+    #[arg(short = 'I', value_name = "TEXT")]
+    pub desc: Option<String>,
+    /// Preferred local address advertised to peers on the same LAN (IPv4 or auto)
+    #[arg(short = 'e', value_name = "IP")]
+    pub preferred: Option<String>,
+    /// Peer-to-peer off: 1 everything via the supernode over UDP, 2 over TCP (not supported yet)
+    #[arg(short = 'S', value_name = "N", num_args = 0..=1, default_missing_value = "1")]
+    pub supernode_only: Option<u8>,
+    /// Enable path-MTU discovery
+    #[arg(short = 'D')]
+    pub pmtu_discovery: bool,
+    /// IP TOS of the UDP socket (decimal or 0x..)
+    #[arg(short = 'T', value_name = "TOS")]
+    pub tos: Option<String>,
+    /// Management UDP port (bound to 127.0.0.1)
+    #[arg(short = 't', value_name = "PORT", default_value_t = 5644)]
+    pub mgmt_port: u16,
+    /// Password for management writes and subscriptions
+    #[arg(
+        long = "management-password",
+        value_name = "PASSWORD",
+        default_value = "n2n",
+        hide_default_value = true
+    )]
+    pub management_password: String,
+    /// More verbose logging (repeatable)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less verbose logging (repeatable)
+    #[arg(short = 'V', action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// User/password authentication (not supported yet)
+    #[arg(short = 'J', value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// Federation public key for user/password authentication (not supported yet)
+    #[arg(short = 'P', value_name = "KEY")]
+    pub federation_key: Option<String>,
+    /// Traffic filter rule (not supported yet)
+    #[arg(short = 'R', value_name = "RULE")]
+    pub rules: Vec<String>,
+    /// Routes via the overlay (removed in n2n 3.x HEAD; not supported)
+    #[arg(short = 'n', value_name = "CIDR:GW")]
+    pub routes: Vec<String>,
+    /// Supernode selection by round-trip time (not supported yet)
+    #[arg(long = "select-rtt")]
+    pub select_rtt: bool,
+    /// Supernode selection by MAC (not supported yet)
+    #[arg(long = "select-mac")]
+    pub select_mac: bool,
+}
+
+/// The edge's address mode (`-a`, spec §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressMode {
+    Static(IpSubnet),
+    /// Ask the supernode (no `-a`).
+    Auto,
+}
+
+/// A validated edge configuration.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub community: Community,
+    pub key: Option<String>,
+    pub address: AddressMode,
+    pub supernodes: Vec<SocketAddr>,
+    pub device: String,
+    pub mac: Option<Mac>,
+    pub mtu: u16,
+    pub local: SocketAddr,
+    pub register_interval_s: u32,
+    pub register_ttl: u8,
+    /// Wire transform id (1–5, or 96 for `-A6`).
+    pub transform: u8,
+    pub header_encryption: bool,
+    pub compression: u8,
+    pub multicast: bool,
+    pub routing: bool,
+    pub foreground: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub desc: Desc,
+    pub preferred: Option<Ipv4Addr>,
+    pub p2p: bool,
+    pub pmtu_discovery: bool,
+    pub tos: Option<u32>,
+    pub mgmt_port: u16,
+    pub mgmt_password_hash: u64,
+    pub verbosity: u8,
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    Help(String),
+    Bad(String),
+}
+
+fn bad(s: impl Into<String>) -> CliError {
+    CliError::Bad(s.into())
+}
+
+impl EdgeConfig {
+    /// Parses `argv` (program name first) and the environment into a configuration.
+    pub fn from_argv(
+        argv: Vec<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<EdgeConfig, CliError> {
+        if argv.len() < 2 {
+            return Err(CliError::Help(short_help()));
+        }
+        let words = expand_args(argv, ArgStyle::RestOfLine).map_err(CliError::Bad)?;
+        let a = Args::try_parse_from(words).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                CliError::Help(e.to_string())
+            }
+            _ => bad(e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string()),
+        })?;
+        Self::from_args(a, env)
+    }
+
+    fn from_args(a: Args, env: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, CliError> {
+        let unsupported =
+            |opt: &str, what: &str| bad(format!("{opt}: {what} is not supported yet"));
+        if a.password.is_some() || env("N2N_PASSWORD").is_some() {
+            return Err(unsupported("-J", "user/password authentication"));
+        }
+        if a.federation_key.is_some() {
+            return Err(unsupported("-P", "user/password authentication"));
+        }
+        if !a.rules.is_empty() {
+            return Err(unsupported("-R", "traffic filtering"));
+        }
+        if !a.routes.is_empty() {
+            return Err(bad(
+                "-n: routes were removed in n2n 3.x; use the system's route commands",
+            ));
+        }
+        if a.select_rtt || a.select_mac {
+            return Err(unsupported(
+                "--select-rtt/--select-mac",
+                "supernode selection strategy",
+            ));
+        }
+        let community_name = a
+            .community
+            .or_else(|| env("N2N_COMMUNITY"))
+            .ok_or_else(|| bad("-c: a community name is required"))?;
+        let community = Community::new(&community_name).map_err(|e| bad(format!("-c: {e}")))?;
+        let key = a.key.or_else(|| env("N2N_KEY")).filter(|k| !k.is_empty());
+        let transform = match (a.cipher, &key) {
+            (None | Some(1), Some(_)) => transform_id::AES,
+            (None, None) => transform_id::NULL,
+            (Some(1), None) => transform_id::NULL,
+            (Some(n @ 2..=5), Some(_)) => n,
+            (Some(6), Some(_)) => transform_id::AEAD,
+            (Some(n @ 2..=6), None) => {
+                return Err(bad(format!(
+                    "-A{n}: this cipher needs a key (-k or N2N_KEY)"
+                )));
+            }
+            (Some(n), _) => return Err(bad(format!("-A{n}: unknown cipher (1 to 6)"))),
+        };
+        let compression = match a.compression {
+            None => compression::NONE,
+            Some(1) => compression::LZO,
+            Some(2) => compression::ZSTD,
+            Some(n) => return Err(bad(format!("-z{n}: unknown compression (1 LZO, 2 ZSTD)"))),
+        };
+        let p2p = match a.supernode_only {
+            None => true,
+            Some(1) => false,
+            Some(2) => return Err(unsupported("-S2", "TCP to the supernode")),
+            Some(n) => return Err(bad(format!("-S{n}: expected -S1 or -S2"))),
+        };
+        if a.supernodes.is_empty() {
+            return Err(bad("-l: at least one supernode (host:port) is required"));
+        }
+        let mut supernodes = Vec::new();
+        for s in &a.supernodes {
+            if !s.contains(':') || s.len() > 47 {
+                return Err(bad(format!("-l {s}: expected host:port")));
+            }
+            let addr = s
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.find(SocketAddr::is_ipv4))
+                .ok_or_else(|| bad(format!("-l {s}: cannot resolve to an IPv4 address")))?;
+            supernodes.push(addr);
+        }
+        let address = match a.address.as_deref() {
+            None => AddressMode::Auto,
+            Some(s) => parse_address(s).map_err(|e| bad(format!("-a {s}: {e}")))?,
+        };
+        let mac = match &a.mac {
+            None => None,
+            Some(m) => Some(m.parse::<Mac>().map_err(|e| bad(format!("-m {m}: {e}")))?),
+        };
+        if a.device.is_empty() || a.device.len() > 15 {
+            return Err(bad(format!(
+                "-d {}: an interface name has 1 to 15 characters",
+                a.device
+            )));
+        }
+        if a.register_interval < 1 {
+            return Err(bad(
+                "-i: the registration interval must be at least 1 second",
+            ));
+        }
+        if a.mtu < 576 {
+            return Err(bad(format!("-M {}: the MTU must be at least 576", a.mtu)));
+        }
+        let local = match &a.local {
+            None => SocketAddr::from(([0, 0, 0, 0], 0)),
+            Some(s) => parse_local(s).map_err(|e| bad(format!("-p {s}: {e}")))?,
+        };
+        let preferred = match a.preferred.as_deref() {
+            None | Some("auto") => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| bad(format!("-e {s}: expected an IPv4 address or auto")))?,
+            ),
+        };
+        let tos = match &a.tos {
+            None => None,
+            Some(t) => {
+                Some(parse_c_int(t).ok_or_else(|| bad(format!("-T {t}: expected a number")))?)
+            }
+        };
+        let desc = Desc::from_text(&a.desc.unwrap_or_else(hostname));
+        let verbosity = (2 + a.verbose).saturating_sub(a.quiet);
+        Ok(EdgeConfig {
+            community,
+            key,
+            address,
+            supernodes,
+            device: a.device,
+            mac,
+            mtu: a.mtu,
+            local,
+            register_interval_s: a.register_interval,
+            register_ttl: a.register_ttl,
+            transform,
+            header_encryption: a.header_encryption,
+            compression,
+            multicast: a.multicast,
+            routing: a.routing,
+            foreground: a.foreground,
+            uid: a.uid,
+            gid: a.gid,
+            desc,
+            preferred,
+            p2p,
+            pmtu_discovery: a.pmtu_discovery,
+            tos,
+            mgmt_port: a.mgmt_port,
+            mgmt_password_hash: pearson_hash_64(a.management_password.as_bytes()),
+            verbosity,
+        })
+    }
+}
+
+pub fn short_help() -> String {
+    use clap::CommandFactory;
+    Args::command().render_help().to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().chars().take(15).collect())
+        .unwrap_or_default()
+}
+
+/// `[static:]ip[/bits]`; `dhcp:` is refused for now; an unknown mode word means auto (n2n).
+fn parse_address(s: &str) -> Result<AddressMode, String> {
+    let (mode, rest) = match s.split_once(':') {
+        Some((m, r)) => (m, r),
+        None => ("static", s),
+    };
+    match mode {
+        "static" => {}
+        "dhcp" => return Err("dhcp: mode is not supported yet".into()),
+        _ => return Ok(AddressMode::Auto),
+    }
+    let (ip, bits) = match rest.split_once('/') {
+        Some((ip, b)) => (
+            ip,
+            b.parse::<u8>()
+                .map_err(|_| "invalid prefix length".to_string())?,
+        ),
+        None => (rest, 24),
+    };
+    if !(1..=32).contains(&bits) {
+        return Err("the prefix length must be 1 to 32".into());
+    }
+    let ip: Ipv4Addr = ip.parse().map_err(|_| "not an IPv4 address".to_string())?;
+    Ok(AddressMode::Static(IpSubnet::new(ip, bits)))
+}
+
+fn parse_local(s: &str) -> Result<SocketAddr, String> {
+    let (ip, port) = match s.rsplit_once(':') {
+        Some((ip, port)) => (
+            ip.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?,
+            port,
+        ),
+        None if s.contains('.') => (
+            s.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?,
+            "0",
+        ),
+        None => (Ipv4Addr::UNSPECIFIED, s),
+    };
+    let port: u16 = port.parse().map_err(|_| "not a port number")?;
+    Ok(SocketAddr::from((ip, port)))
+}
+
+fn parse_c_int(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<EdgeConfig, CliError> {
+        EdgeConfig::from_argv(
+            std::iter::once("edge")
+                .chain(args.iter().copied())
+                .map(String::from)
+                .collect(),
+            |_| None,
+        )
+    }
+
+    #[test]
+    fn typical_command_line() {
+        let c = parse(&[
+            "-c",
+            "k2t9",
+            "-k",
+            "secret",
+            "-a",
+            "10.0.0.1",
+            "-l",
+            "127.0.0.1:7777",
+            "-f",
+        ])
+        .map_err(|_| "parse")
+        .expect("ok");
+        assert_eq!(c.transform, transform_id::AES, "a key selects AES");
+        assert_eq!(
+            c.address,
+            AddressMode::Static(IpSubnet::new(Ipv4Addr::new(10, 0, 0, 1), 24))
+        );
+        assert_eq!(c.device, "edge0");
+        assert_eq!(c.mtu, 1290);
+        let c = parse(&[
+            "-c",
+            "x",
+            "-k",
+            "s",
+            "-A6",
+            "-z2",
+            "-H",
+            "-a",
+            "static:10.0.0.1/16",
+            "-l",
+            "127.0.0.1:1",
+        ])
+        .map_err(|_| "parse")
+        .expect("ok");
+        assert_eq!(
+            (c.transform, c.compression, c.header_encryption),
+            (transform_id::AEAD, 3, true)
+        );
+        assert_eq!(
+            c.address,
+            AddressMode::Static(IpSubnet::new(Ipv4Addr::new(10, 0, 0, 1), 16))
+        );
+        let c = parse(&["-c", "x", "-l", "127.0.0.1:1", "-A1"])
+            .map_err(|_| "parse")
+            .expect("ok");
+        assert_eq!(
+            (c.transform, c.address),
+            (transform_id::NULL, AddressMode::Auto)
+        );
+    }
+
+    #[test]
+    fn refusals_are_one_line_naming_the_option() {
+        for (args, opt) in [
+            (&["-c", "x", "-l", "127.0.0.1:1", "-A3"][..], "-A3"),
+            (&["-c", "x", "-l", "127.0.0.1:1", "-k", "k", "-A9"], "-A9"),
+            (&["-c", "x", "-l", "127.0.0.1:1", "-J", "pw"], "-J"),
+            (&["-c", "x", "-l", "127.0.0.1:1", "-S2"], "-S2"),
+            (
+                &[
+                    "-c",
+                    "x",
+                    "-l",
+                    "127.0.0.1:1",
+                    "-R",
+                    "0.0.0.0/0,0.0.0.0/0,TCP-",
+                ],
+                "-R",
+            ),
+            (&["-c", "x"], "-l"),
+            (&["-l", "127.0.0.1:1"], "-c"),
+            (&["-c", "x", "-l", "nocolon"], "-l"),
+            (&["-c", "x", "-l", "127.0.0.1:1", "-a", "10.0.0.300"], "-a"),
+        ] {
+            match parse(args) {
+                Err(CliError::Bad(line)) => {
+                    assert!(line.starts_with(opt) && !line.contains('\n'), "{line}")
+                }
+                other => panic!("{args:?} accepted: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The data path (docs/architecture.md): one thread reads the TAP and sends, one receives and
+//! writes the TAP. Both read an immutable [`Snapshot`] of the routes the machine publishes,
+//! work in preallocated buffers with headroom, and seal and open in place. On the wire it is
+//! one Ethernet frame per datagram, as n2n.
+
+mod frame;
+mod rx;
+mod sealer;
+mod tx;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use n2n_crypto::HeaderKey;
+use n2n_crypto::header_enc::stamp_at;
+use n2n_proto::{Community, Mac};
+
+pub use frame::gratuitous_arp;
+pub use rx::run_rx;
+pub use sealer::Sealer;
+pub use tx::{run_tx, send_frame};
+
+use crate::machine::PeerHint;
+
+/// PACKET header without a socket.
+pub const PACKET_HEADER: usize = 38;
+/// Where a frame starts in a transmit buffer: room for the header and the transform prefix.
+pub const FRAME_AT: usize = PACKET_HEADER + n2n_crypto::transform::PREFIX;
+/// Largest frame handled (n2n's packet buffer).
+pub const MAX_FRAME: usize = 2048;
+/// A transmit or receive buffer: headroom, frame, transform suffix.
+pub const BUF_LEN: usize = FRAME_AT + MAX_FRAME + n2n_crypto::transform::SUFFIX;
+
+/// A frame device: the TAP, or an in-memory one in tests.
+pub trait FrameIo: Send + Sync {
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    fn send(&self, frame: &[u8]) -> std::io::Result<usize>;
+}
+
+/// Strictly increasing header time stamps shared by every sender of this process (spec §4.2).
+#[derive(Debug, Default)]
+pub struct SharedStamps {
+    pub last: AtomicU64,
+}
+
+impl SharedStamps {
+    pub fn next(&self, unix_micros: u64) -> u64 {
+        let now = stamp_at(unix_micros);
+        let mut cur = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = if now > cur { now } else { cur + 0x10 };
+            match self
+                .last
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+/// A peer the data path may send to directly.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub sock: SocketAddr,
+    /// Last direct traffic from it (unix µs); shared with the machine.
+    pub last_rx: Arc<AtomicU64>,
+}
+
+/// What the data path needs of the machine's state; replaced whole, never mutated.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Before the first registration every frame is dropped (spec §7.1 step 6).
+    pub registered: bool,
+    pub supernode: SocketAddr,
+    pub peers: HashMap<Mac, Route>,
+    pub own_ip: Option<Ipv4Addr>,
+}
+
+/// Fixed settings of the data path.
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    pub community: Community,
+    pub own_mac: Mac,
+    pub transform: u8,
+    pub compression: u8,
+    pub header_key: Option<HeaderKey>,
+    pub multicast: bool,
+    pub routing: bool,
+    /// Direct sending stops when a peer has been silent this long (register interval / 2).
+    pub p2p_window_us: u64,
+}
+
+/// Packet counters for the management API.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub transop_tx: AtomicU64,
+    pub transop_rx: AtomicU64,
+    pub p2p_tx: AtomicU64,
+    pub p2p_rx: AtomicU64,
+    pub super_tx: AtomicU64,
+    pub super_rx: AtomicU64,
+    pub super_broadcast_tx: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Control-path events from the receive thread.
+#[derive(Debug)]
+pub enum Event {
+    /// A non-PACKET datagram, header decrypted.
+    Control {
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    Hint(PeerHint),
+}
+
+/// Everything the threads share.
+pub struct Shared {
+    pub cfg: DataConfig,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub counters: Counters,
+    pub stamps: Arc<SharedStamps>,
+    pub sealer: Mutex<Sealer>,
+    /// Set once the TAP exists (auto mode creates it after the address is assigned).
+    pub tap: OnceLock<Arc<dyn FrameIo>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+/// Hints are sent at most this often per peer.
+pub const HINT_INTERVAL_US: u64 = 1_000_000;
+
+/// Per-thread rate limit of hints, bounded in size.
+#[derive(Debug, Default)]
+pub struct HintLimiter {
+    last: HashMap<Mac, u64>,
+}
+
+impl HintLimiter {
+    pub fn allow(&mut self, mac: Mac, now_us: u64) -> bool {
+        if self.last.len() > 4096 {
+            self.last.clear();
+        }
+        match self.last.get(&mac) {
+            Some(&t) if now_us < t + HINT_INTERVAL_US => false,
+            _ => {
+                self.last.insert(mac, now_us);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The edge's protocol state machine (spec §7.1–7.7): supernode registration and fail-over,
+//! peer discovery and hole punching. No sockets, no clock, no OS randomness: the shell passes
+//! in decoded control messages, hints from the data path and the time, and performs the
+//! [`Action`]s it queues.
+
+mod peers;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use n2n_crypto::{HeaderKey, RandomSource};
+use n2n_proto::msg::*;
+use n2n_proto::{
+    Auth, Community, Datagram, Desc, Flags, IpSubnet, Mac, Message, Sock, auth_scheme, cookie,
+};
+use tracing::{debug, info, warn};
+
+pub use peers::{Known, Pending};
+
+use crate::datapath::SharedStamps;
+
+/// Attempts before switching to the next supernode (N2N_EDGE_SUP_ATTEMPTS).
+const SUP_ATTEMPTS: u32 = 3;
+/// Peers and pending registrations expire after this long (REGISTRATION_TIMEOUT).
+const PEER_TIMEOUT_US: u64 = 60_000_000;
+/// How often expired peers are purged.
+const PURGE_US: u64 = 30_000_000;
+/// Known peers without direct traffic for this long get a keep-alive REGISTER.
+const KEEPALIVE_US: u64 = 5_000_000;
+/// Address request wait before trying the next supernode (BOOTSTRAP_TIMEOUT).
+const BOOTSTRAP_TIMEOUT_US: u64 = 3_000_000;
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a datagram (already header-encrypted when `-H`).
+    Transmit { dst: SocketAddr, data: Vec<u8> },
+    /// The set of peer-to-peer peers, the supernode or the registration state changed:
+    /// publish a new snapshot to the data path.
+    RoutesChanged,
+    /// The supernode assigned our address (auto mode): create the TAP with it.
+    AddressAssigned(IpSubnet),
+    /// First registration: send the two gratuitous ARPs.
+    GratuitousArp,
+}
+
+/// A hint from the data path about a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerHint {
+    /// We sent a unicast frame to `mac` via the supernode: look it up (spec §7.5 step 2).
+    Need(Mac),
+    /// A PACKET came directly from `mac` at `from`.
+    Direct { mac: Mac, from: SocketAddr },
+    /// A PACKET relayed by the supernode says `mac` is at `sock`.
+    Relayed { mac: Mac, sock: SocketAddr },
+}
+
+/// What the machine needs of the configuration.
+#[derive(Debug, Clone)]
+pub struct EdgeMachineConfig {
+    pub community: Community,
+    pub mac: Mac,
+    pub desc: Desc,
+    /// `None` until the supernode assigned one (auto mode).
+    pub dev_addr: Option<IpSubnet>,
+    pub supernodes: Vec<SocketAddr>,
+    pub register_interval_us: u64,
+    pub p2p: bool,
+    pub header_key: Option<HeaderKey>,
+    pub preferred: Option<Sock>,
+}
+
+/// Counters for the management API.
+#[derive(Debug, Default, Clone)]
+pub struct EdgeStats {
+    pub super_tx: u64,
+    pub super_rx: u64,
+    pub last_super_us: u64,
+    pub last_p2p_us: u64,
+    pub naks: u64,
+}
+
+/// The edge machine.
+pub struct Edge {
+    cfg: EdgeMachineConfig,
+    token: [u8; 16],
+    rng: Box<dyn RandomSource + Send>,
+    stamps: Arc<SharedStamps>,
+    actions: VecDeque<Action>,
+    sn_index: usize,
+    sn_wait: bool,
+    attempts: u32,
+    sn_cookie: u32,
+    last_sn_request_us: u64,
+    registered: bool,
+    sn_mac: Option<Mac>,
+    pending: std::collections::HashMap<Mac, Pending>,
+    known: std::collections::HashMap<Mac, Known>,
+    next_purge_us: u64,
+    start_us: u64,
+    stats: EdgeStats,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Edge {{ mac: {}, known: {}, pending: {} }}",
+            self.cfg.mac,
+            self.known.len(),
+            self.pending.len()
+        )
+    }
+}
+
+impl Edge {
+    pub fn new(
+        cfg: EdgeMachineConfig,
+        mut rng: Box<dyn RandomSource + Send>,
+        stamps: Arc<SharedStamps>,
+        now_us: u64,
+    ) -> Self {
+        let mut token = [0u8; 16];
+        rng.fill(&mut token);
+        let mut e = Edge {
+            cfg,
+            token,
+            rng,
+            stamps,
+            actions: VecDeque::new(),
+            sn_index: 0,
+            sn_wait: false,
+            attempts: SUP_ATTEMPTS,
+            sn_cookie: 0,
+            last_sn_request_us: 0,
+            registered: false,
+            sn_mac: None,
+            pending: Default::default(),
+            known: Default::default(),
+            next_purge_us: now_us + PURGE_US,
+            start_us: now_us,
+            stats: EdgeStats::default(),
+        };
+        e.register_super(now_us);
+        e
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    pub fn supernode(&self) -> SocketAddr {
+        self.cfg.supernodes[self.sn_index]
+    }
+
+    pub fn supernodes(&self) -> &[SocketAddr] {
+        &self.cfg.supernodes
+    }
+
+    pub fn sn_mac(&self) -> Option<Mac> {
+        self.sn_mac
+    }
+
+    pub fn waiting_for_supernode(&self) -> bool {
+        self.sn_wait
+    }
+
+    pub fn dev_addr(&self) -> Option<IpSubnet> {
+        self.cfg.dev_addr
+    }
+
+    pub fn mac(&self) -> Mac {
+        self.cfg.mac
+    }
+
+    pub fn community(&self) -> &Community {
+        &self.cfg.community
+    }
+
+    pub fn known(&self) -> impl Iterator<Item = (&Mac, &Known)> {
+        self.known.iter()
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = (&Mac, &Pending)> {
+        self.pending.iter()
+    }
+
+    pub fn stats(&self) -> &EdgeStats {
+        &self.stats
+    }
+
+    pub fn start_us(&self) -> u64 {
+        self.start_us
+    }
+
+    /// When [`Edge::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> u64 {
+        let interval = self.cfg.register_interval_us;
+        let sn = if self.sn_wait {
+            let retry = if self.cfg.dev_addr.is_none() {
+                BOOTSTRAP_TIMEOUT_US
+            } else {
+                interval / 10
+            };
+            self.last_sn_request_us + retry.max(100_000)
+        } else {
+            self.last_sn_request_us + interval
+        };
+        sn.min(self.next_purge_us).min(self.next_keepalive_us())
+    }
+
+    fn next_keepalive_us(&self) -> u64 {
+        self.known
+            .values()
+            .map(|k| k.last_register_us + KEEPALIVE_US)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Builds, header-encrypts and queues a datagram.
+    fn emit(&mut self, dst: SocketAddr, flags: Flags, msg: Message, now_us: u64) {
+        let d = Datagram::new(self.cfg.community, flags, msg);
+        let mut data = d.to_vec();
+        if let Some(key) = &self.cfg.header_key {
+            let n = data.len();
+            let r = self.rng.next_u64() as u32;
+            key.encrypt(&mut data, n, self.stamps.next(now_us), r);
+        }
+        self.actions.push_back(Action::Transmit { dst, data });
+    }
+
+    fn auth(&self) -> Auth {
+        Auth::new(auth_scheme::SIMPLE_ID, &self.token).unwrap_or(Auth::NONE)
+    }
+
+    /// Sends REGISTER_SUPER (the address request while no address is known; spec §7.1).
+    fn register_super(&mut self, now_us: u64) {
+        self.sn_cookie = self.rng.next_u64() as u32;
+        self.last_sn_request_us = now_us;
+        self.sn_wait = true;
+        let (mac, dev_addr) = match self.cfg.dev_addr {
+            Some(a) => (self.cfg.mac, a),
+            None => (Mac::NULL, IpSubnet::UNSPECIFIED),
+        };
+        let msg = Message::RegisterSuper(RegisterSuper {
+            cookie: self.sn_cookie,
+            edge_mac: mac,
+            sock: self.cfg.preferred,
+            dev_addr,
+            desc: self.cfg.desc,
+            auth: self.auth(),
+            key_time: 0,
+        });
+        self.stats.super_tx += 1;
+        self.emit(self.supernode(), Flags::EMPTY, msg, now_us);
+    }
+
+    /// Timers: registration and retries, supernode fail-over, keep-alives, expiry.
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        let interval = self.cfg.register_interval_us;
+        if self.sn_wait {
+            let retry = if self.cfg.dev_addr.is_none() {
+                BOOTSTRAP_TIMEOUT_US
+            } else {
+                interval / 10
+            };
+            if now_us >= self.last_sn_request_us + retry.max(100_000) {
+                self.attempts = self.attempts.saturating_sub(1);
+                if self.attempts == 0 || self.cfg.dev_addr.is_none() {
+                    self.attempts = SUP_ATTEMPTS;
+                    if self.cfg.supernodes.len() > 1 {
+                        self.sn_index = (self.sn_index + 1) % self.cfg.supernodes.len();
+                        warn!(supernode = %self.supernode(), "no answer from the supernode; trying the next one");
+                        self.actions.push_back(Action::RoutesChanged);
+                    }
+                }
+                self.register_super(now_us);
+            }
+        } else if now_us >= self.last_sn_request_us + interval {
+            self.register_super(now_us);
+        }
+        self.keepalive(now_us);
+        if now_us >= self.next_purge_us {
+            self.next_purge_us = now_us + PURGE_US;
+            self.purge(now_us);
+        }
+    }
+
+    /// Direct REGISTERs to known peers that have been quiet, so the NAT mappings and the
+    /// peer-to-peer state stay alive even when traffic flows one way only.
+    fn keepalive(&mut self, now_us: u64) {
+        let due: Vec<(Mac, SocketAddr)> = self
+            .known
+            .iter()
+            .filter(|(_, k)| {
+                now_us >= k.last_register_us + KEEPALIVE_US
+                    && now_us.saturating_sub(k.last_rx()) >= KEEPALIVE_US
+            })
+            .map(|(m, k)| (*m, k.sock))
+            .collect();
+        for (mac, sock) in due {
+            if let Some(k) = self.known.get_mut(&mac) {
+                k.last_register_us = now_us;
+            }
+            self.send_register(mac, sock, cookie::REGULAR, now_us);
+        }
+        for k in self.known.values_mut() {
+            if now_us >= k.last_register_us + KEEPALIVE_US {
+                k.last_register_us = now_us;
+            }
+        }
+    }
+
+    fn purge(&mut self, now_us: u64) {
+        let before = (self.pending.len(), self.known.len());
+        self.pending
+            .retain(|_, p| now_us.saturating_sub(p.last_seen_us) < PEER_TIMEOUT_US);
+        if !self.sn_wait {
+            self.known
+                .retain(|_, k| now_us.saturating_sub(k.last_rx()) < PEER_TIMEOUT_US);
+        }
+        if before.1 != self.known.len() {
+            self.actions.push_back(Action::RoutesChanged);
+        }
+        if before != (self.pending.len(), self.known.len()) {
+            debug!(
+                pending = self.pending.len(),
+                known = self.known.len(),
+                "purged peers"
+            );
+        }
+    }
+
+    fn send_register(&mut self, dst_mac: Mac, to: SocketAddr, cookie_value: u32, now_us: u64) {
+        let dev_addr = self.cfg.dev_addr.unwrap_or(IpSubnet::UNSPECIFIED);
+        let msg = Message::Register(Register {
+            cookie: cookie_value,
+            src_mac: self.cfg.mac,
+            dst_mac,
+            sock: None,
+            dev_addr,
+            desc: self.cfg.desc,
+        });
+        self.emit(to, Flags::EMPTY, msg, now_us);
+    }
+
+    /// Sends UNREGISTER_SUPER to the current supernode (on exit).
+    pub fn shutdown(&mut self, now_us: u64) {
+        let msg = Message::UnregisterSuper(UnregisterSuper {
+            auth: self.auth(),
+            src_mac: self.cfg.mac,
+        });
+        self.emit(self.supernode(), Flags::EMPTY, msg, now_us);
+    }
+
+    /// A control datagram, header already decrypted and decoded.
+    pub fn handle_control(&mut self, now_us: u64, from: SocketAddr, d: Datagram) {
+        if d.community.as_bytes() != self.cfg.community.as_bytes() {
+            return;
+        }
+        let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
+        match d.msg {
+            Message::RegisterSuperAck(ack) => self.on_ack(now_us, ack),
+            Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
+                self.stats.naks += 1;
+                if nak.src_mac == self.cfg.mac {
+                    warn!("the supernode refused us: MAC or IP address already in use");
+                }
+            }
+            Message::PeerInfo(p) if !p.is_pong() => self.on_peer_info(now_us, p),
+            Message::PeerInfo(_) => {}
+            Message::Register(r) if from_sn => {
+                if let Some(sock) = r.sock.filter(|s| !s.is_loopback()) {
+                    self.registration_check(now_us, r.src_mac, SocketAddr::from(sock), true);
+                }
+            }
+            Message::Register(r) => {
+                if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
+                    return;
+                }
+                let ack = Message::RegisterAck(RegisterAck {
+                    cookie: r.cookie,
+                    dst_mac: r.src_mac,
+                    src_mac: self.cfg.mac,
+                    sock: None,
+                });
+                self.emit(from, Flags::EMPTY, ack, now_us);
+                self.pending.remove(&r.src_mac);
+                self.registration_check(now_us, r.src_mac, from, false);
+            }
+            Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
+            _ => {}
+        }
+    }
+
+    fn on_ack(&mut self, now_us: u64, ack: RegisterSuperAck) {
+        if !self.sn_wait || ack.cookie != self.sn_cookie {
+            return;
+        }
+        self.sn_wait = false;
+        self.attempts = SUP_ATTEMPTS;
+        self.stats.super_rx += 1;
+        self.stats.last_super_us = now_us;
+        self.sn_mac = Some(ack.src_mac);
+        if self.cfg.dev_addr.is_none() {
+            if ack.dev_addr.addr.is_unspecified() {
+                warn!("the supernode assigned no address");
+                return;
+            }
+            info!(address = %ack.dev_addr, "address assigned by the supernode");
+            self.cfg.dev_addr = Some(ack.dev_addr);
+            self.actions
+                .push_back(Action::AddressAssigned(ack.dev_addr));
+            // Now register for real, with our MAC and address.
+            self.register_super(now_us);
+            return;
+        }
+        if !self.registered {
+            self.registered = true;
+            info!(supernode = %self.supernode(), "registered with the supernode");
+            self.actions.push_back(Action::RoutesChanged);
+            self.actions.push_back(Action::GratuitousArp);
+        }
+    }
+
+    fn on_peer_info(&mut self, now_us: u64, p: PeerInfo) {
+        if !self.cfg.p2p || (!self.pending.contains_key(&p.mac) && !self.known.contains_key(&p.mac))
+        {
+            return;
+        }
+        let sock = SocketAddr::from(p.sock);
+        if let Some(pe) = self.pending.get_mut(&p.mac) {
+            pe.sock = Some(sock);
+            pe.last_seen_us = now_us;
+        }
+        if let Some(pref) = p.preferred_sock.filter(|s| !s.is_loopback()) {
+            self.send_register(p.mac, SocketAddr::from(pref), cookie::LOCAL, now_us);
+        }
+        self.send_register(p.mac, sock, cookie::REGULAR, now_us);
+    }
+
+    fn on_register_ack(&mut self, now_us: u64, from: SocketAddr, a: RegisterAck) {
+        if a.dst_mac != self.cfg.mac || !self.cfg.p2p {
+            return;
+        }
+        self.pending.remove(&a.src_mac);
+        let fresh = !self.known.contains_key(&a.src_mac);
+        let k = self
+            .known
+            .entry(a.src_mac)
+            .or_insert_with(|| Known::new(from, now_us));
+        let moved = k.sock != from;
+        k.sock = from;
+        k.touch(now_us);
+        self.stats.last_p2p_us = now_us;
+        if fresh || moved {
+            info!(peer = %a.src_mac, %from, "peer-to-peer path confirmed");
+            self.actions.push_back(Action::RoutesChanged);
+        }
+    }
+
+    /// A hint from the data path.
+    pub fn handle_hint(&mut self, now_us: u64, hint: PeerHint) {
+        if !self.cfg.p2p {
+            return;
+        }
+        match hint {
+            PeerHint::Need(mac) => self.query_peer(now_us, mac),
+            PeerHint::Direct { mac, from } => {
+                self.pending.remove(&mac);
+                self.registration_check(now_us, mac, from, false);
+            }
+            PeerHint::Relayed { mac, sock } => self.registration_check(now_us, mac, sock, true),
+        }
+    }
+
+    /// Spec §7.5 step 2: REGISTER via the supernode and QUERY_PEER, at most once per interval.
+    fn query_peer(&mut self, now_us: u64, mac: Mac) {
+        if self.known.contains_key(&mac)
+            && self.known[&mac].fresh(now_us, self.cfg.register_interval_us / 2)
+        {
+            return;
+        }
+        let interval = self.cfg.register_interval_us;
+        let p = self
+            .pending
+            .entry(mac)
+            .or_insert_with(|| Pending::new(None, now_us));
+        if p.last_query_us != 0 && now_us < p.last_query_us + interval {
+            return;
+        }
+        p.last_query_us = now_us;
+        let sn = self.supernode();
+        self.send_register(mac, sn, cookie::FORWARDED, now_us);
+        let q = Message::QueryPeer(QueryPeer {
+            src_mac: self.cfg.mac,
+            target_mac: mac,
+            aflags: 0,
+        });
+        self.emit(sn, Flags::EMPTY, q, now_us);
+    }
+
+    /// Spec §7.5 "registration check": start or refresh the hole punching towards `mac`.
+    fn registration_check(&mut self, now_us: u64, mac: Mac, sock: SocketAddr, via_supernode: bool) {
+        if mac == self.cfg.mac || mac.is_multi_or_broadcast() {
+            return;
+        }
+        if let Some(k) = self.known.get_mut(&mac) {
+            if !via_supernode && k.sock == sock {
+                k.touch(now_us);
+                return;
+            }
+            if k.fresh(now_us, self.cfg.register_interval_us / 2) {
+                return;
+            }
+        }
+        let p = self
+            .pending
+            .entry(mac)
+            .or_insert_with(|| Pending::new(Some(sock), now_us));
+        p.sock = Some(sock);
+        p.last_seen_us = now_us;
+        if p.last_register_us != 0 && now_us < p.last_register_us + 1_000_000 {
+            return;
+        }
+        p.last_register_us = now_us;
+        self.send_register(mac, sock, cookie::REGULAR, now_us);
+        if via_supernode {
+            let sn = self.supernode();
+            self.send_register(mac, sn, cookie::FORWARDED, now_us);
+        }
+    }
+
+    /// Whether a known peer may be sent to directly.
+    pub fn route(&self, mac: &Mac, now_us: u64) -> Option<SocketAddr> {
+        self.known
+            .get(mac)
+            .filter(|k| k.fresh(now_us, self.cfg.register_interval_us / 2))
+            .map(|k| k.sock)
+    }
+
+    /// The liveness counters the data path updates for each known peer.
+    pub fn routes(&self) -> impl Iterator<Item = (Mac, SocketAddr, Arc<AtomicU64>)> + '_ {
+        self.known
+            .iter()
+            .map(|(m, k)| (*m, k.sock, k.last_rx_handle()))
+    }
+
+    pub fn stamp_now(&self) -> u64 {
+        self.stamps.last.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! The edge's management interface on 127.0.0.1:5644 (spec §8): n2n's text commands and its
+//! JSON API (`edges`, `supernodes`, `timestamps`, `packetstats`, `verbose`, `stop`, …).
+
+use std::sync::atomic::Ordering;
+
+use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js, parse_c_int};
+
+use crate::datapath::Shared;
+use crate::machine::Edge;
+
+/// What the management API may change.
+#[derive(Debug)]
+pub struct Control {
+    pub password_hash: u64,
+    pub verbosity: u8,
+    pub keep_running: bool,
+}
+
+const METHODS: [(&str, bool, &str); 10] = [
+    ("communities", false, "Show current community"),
+    ("edges", false, "List current edges/peers"),
+    ("help", true, "Show JSON commands"),
+    ("help.events", false, "Show available Subscribe topics"),
+    ("info", false, "Provide basic edge information"),
+    ("packetstats", false, "traffic counters"),
+    ("stop", true, "Gracefully exit edge"),
+    ("supernodes", false, "List current supernodes"),
+    ("timestamps", false, "Event timestamps"),
+    ("verbose", true, "Manage verbosity level"),
+];
+
+/// Handles one request datagram; returns the reply datagrams.
+pub fn handle(
+    m: &Edge,
+    shared: &Shared,
+    ctl: &mut Control,
+    now_us: u64,
+    request: &[u8],
+) -> Vec<String> {
+    let text = String::from_utf8_lossy(&request[..request.len().min(MAX_REQUEST)]).into_owned();
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.starts_with("help") || text.starts_with('?') {
+        return vec!["Help for edge management console:\n\tstop    | Gracefully exit edge\n\thelp    | This help message\n\t+verb   | Increase verbosity of logging\n\t-verb   | Decrease verbosity of logging\n\tr ...   | start query with JSON reply\n\tw ...   | start update with JSON reply\n\ts ...   | subscribe to event channel JSON reply\n\t<enter> | Display statistics\n".into()];
+    }
+    if text.starts_with("stop") {
+        ctl.keep_running = false;
+        return Vec::new();
+    }
+    if text.starts_with("+verb") {
+        ctl.verbosity = (ctl.verbosity + 1).min(4);
+        return vec![format!("> +OK traceLevel={}\n", ctl.verbosity)];
+    }
+    if text.starts_with("-verb") {
+        if ctl.verbosity == 0 {
+            return vec!["> -NOK traceLevel=0\n".into()];
+        }
+        ctl.verbosity -= 1;
+        return vec![format!("> -OK traceLevel={}\n", ctl.verbosity)];
+    }
+    if text.len() >= 2 && text.as_bytes()[0].is_ascii_lowercase() && text.as_bytes()[1] == b' ' {
+        return json_request(m, shared, ctl, now_us, text);
+    }
+    status_table(m, shared, now_us)
+}
+
+fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
+    let ago = |us: u64| {
+        if us == 0 {
+            0
+        } else {
+            now_us.saturating_sub(us) / 1_000_000
+        }
+    };
+    let c = &shared.counters;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = Vec::new();
+    if shared.cfg.header_key.is_some() {
+        out.push("COMMUNITY -- header encrypted --\n".to_string());
+    } else {
+        out.push(format!("COMMUNITY '{}'\n", m.community()));
+    }
+    out.push(format!(
+        "{:<4} | {:<17} | {:<21} | {}\n",
+        "###", "MAC", "EDGE", "LAST SEEN"
+    ));
+    out.push("SUPERNODE FORWARD\n".into());
+    for (i, (mac, p)) in m.pending().enumerate() {
+        let sock = p.sock.map(|s| s.to_string()).unwrap_or_default();
+        out.push(format!(
+            "{:<4} | {:<17} | {:<21} | {}\n",
+            i + 1,
+            mac.to_string(),
+            sock,
+            ago(p.last_seen_us)
+        ));
+    }
+    out.push("PEER TO PEER\n".into());
+    for (i, (mac, k)) in m.known().enumerate() {
+        out.push(format!(
+            "{:<4} | {:<17} | {:<21} | {}\n",
+            i + 1,
+            mac.to_string(),
+            k.sock.to_string(),
+            ago(k.last_rx())
+        ));
+    }
+    out.push("SUPERNODES\n".into());
+    for (i, sn) in m.supernodes().iter().enumerate() {
+        let mark = if *sn == m.supernode() {
+            if m.waiting_for_supernode() { "." } else { "*" }
+        } else {
+            " "
+        };
+        out.push(format!("{:<4} | {mark} {sn}\n", i + 1));
+    }
+    out.push(format!("uptime {} | pend_peers {} | known_peers {} | transop {},{} | super {},{} | p2p {},{} | last_super {} sec ago | last_p2p {} sec ago\n",
+        ago(m.start_us()), m.pending().count(), m.known().count(), get(&c.transop_tx), get(&c.transop_rx),
+        get(&c.super_tx) + get(&c.super_broadcast_tx), get(&c.super_rx), get(&c.p2p_tx), get(&c.p2p_rx),
+        ago(m.stats().last_super_us), ago(m.stats().last_p2p_us)));
+    out.push("\nType \"help\" to see more commands.\n\n".into());
+    out
+}
+
+fn json_request(
+    m: &Edge,
+    shared: &Shared,
+    ctl: &mut Control,
+    now_us: u64,
+    text: &str,
+) -> Vec<String> {
+    let req = match mgmt::parse(text, ctl.password_hash, &METHODS) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let (kind, tag, method) = (req.kind, req.tag.as_str(), req.method);
+    let secs = |us: u64| us / 1_000_000;
+    let mut rows = Rows::new(tag, method);
+    let c = &shared.counters;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    match method {
+        "help" => return mgmt::help_rows(tag, &METHODS),
+        "help.events" => {
+            for topic in ["debug", "test", "peer"] {
+                rows.row(&format!(
+                    "\"topic\":{},\"tag\":\"\",\"sockaddr\":\"?:?\",\"help\":\"not supported yet\"",
+                    js(topic)
+                ));
+            }
+        }
+        "stop" => {
+            if kind == "w" {
+                ctl.keep_running = false;
+            }
+            rows.row(&format!("\"keep_running\":{}", u8::from(ctl.keep_running)));
+        }
+        "verbose" => {
+            if kind == "w"
+                && let Some(level) = req.arg.and_then(parse_c_int)
+            {
+                ctl.verbosity = level.min(4) as u8;
+            }
+            rows.row(&format!("\"traceLevel\":{}", ctl.verbosity));
+        }
+        "communities" => {
+            if shared.cfg.header_key.is_some() {
+                return mgmt::error(tag, "noaccess");
+            }
+            rows.row(&format!("\"community\":{}", js(&m.community().text())));
+        }
+        "edges" => {
+            for (mac, p) in m.pending() {
+                let sock = p.sock.map(|s| s.to_string()).unwrap_or_default();
+                rows.row(&format!("\"mode\":\"pSp\",\"ip4addr\":\"\",\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":\"\",\"last_p2p\":0,\"last_sent_query\":{},\"last_seen\":{}",
+                    js(&mac.to_string()), js(&sock), secs(p.last_query_us), secs(p.last_seen_us)));
+            }
+            for (mac, k) in m.known() {
+                rows.row(&format!("\"mode\":\"p2p\",\"ip4addr\":\"\",\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":\"\",\"last_p2p\":{},\"last_sent_query\":0,\"last_seen\":{}",
+                    js(&mac.to_string()), js(&k.sock.to_string()), secs(k.last_rx()), secs(k.last_rx())));
+            }
+        }
+        "supernodes" => {
+            for sn in m.supernodes() {
+                let current = if *sn == m.supernode() {
+                    if m.waiting_for_supernode() { 2 } else { 1 }
+                } else {
+                    0
+                };
+                let mac = if current > 0 {
+                    m.sn_mac().map(|x| x.to_string()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                rows.row(&format!("\"version\":\"\",\"purgeable\":0,\"current\":{current},\"macaddr\":{},\"sockaddr\":{},\"selection\":\"\",\"last_seen\":{},\"uptime\":0",
+                    js(&mac), js(&sn.to_string()), secs(m.stats().last_super_us)));
+            }
+        }
+        "info" => {
+            let (ip, mask) = match m.dev_addr() {
+                Some(a) => (
+                    a.addr.to_string(),
+                    std::net::Ipv4Addr::from(a.netmask()).to_string(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            rows.row(&format!(
+                "\"version\":{},\"macaddr\":{},\"ip4addr\":{},\"ip4netmask\":{},\"sockaddr\":\"\"",
+                js(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
+                js(&m.mac().to_string()),
+                js(&ip),
+                js(&mask)
+            ));
+        }
+        "timestamps" => {
+            rows.row(&format!(
+                "\"start_time\":{},\"last_super\":{},\"last_p2p\":{}",
+                secs(m.start_us()),
+                secs(m.stats().last_super_us),
+                secs(m.stats().last_p2p_us)
+            ));
+        }
+        "packetstats" => {
+            rows.row(&format!(
+                "\"type\":\"transop\",\"tx_pkt\":{},\"rx_pkt\":{}",
+                get(&c.transop_tx),
+                get(&c.transop_rx)
+            ));
+            rows.row(&format!(
+                "\"type\":\"p2p\",\"tx_pkt\":{},\"rx_pkt\":{}",
+                get(&c.p2p_tx),
+                get(&c.p2p_rx)
+            ));
+            rows.row(&format!(
+                "\"type\":\"super\",\"tx_pkt\":{},\"rx_pkt\":{}",
+                get(&c.super_tx),
+                get(&c.super_rx)
+            ));
+            rows.row(&format!(
+                "\"type\":\"super_broadcast\",\"tx_pkt\":{},\"rx_pkt\":0",
+                get(&c.super_broadcast_tx)
+            ));
+        }
+        _ => return mgmt::error(tag, "unimplemented"),
+    }
+    let _ = now_us;
+    rows.end()
+}

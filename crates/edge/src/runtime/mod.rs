@@ -1,0 +1,347 @@
+//! The edge's shell: opens the socket and the TAP, starts the data-path threads, and runs the
+//! control loop (machine, timers, management, signals) on tokio.
+
+mod tap;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use n2n_crypto::compress::Codec;
+use n2n_crypto::transform::{AeadTransform, RootKey, id as transform_id};
+use n2n_crypto::{HeaderKey, OsRandom, RandomSource, Transform};
+use n2n_daemon::logging::LogHandle;
+use n2n_daemon::{os, unix_micros};
+use n2n_proto::{Datagram, IpSubnet, Mac, Sock};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tracing::{error, info, warn};
+
+pub use tap::Tap;
+
+use crate::cli::{AddressMode, EdgeConfig};
+use crate::datapath::{
+    self, BUF_LEN, DataConfig, Event, FRAME_AT, FrameIo, Route, Shared, SharedStamps, Snapshot,
+};
+use crate::machine::{Action, Edge, EdgeMachineConfig};
+use crate::mgmt::{self, Control};
+
+/// Why the edge could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot open the UDP socket (-p {addr}): {source}")]
+    Socket {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the management port (-t {port}): {source}")]
+    Management { port: u16, source: std::io::Error },
+    #[error("cannot create the TAP device {name} (-d): {source}")]
+    Tap {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the transform (-k/-A): {0}")]
+    Transform(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn udp_socket(cfg: &EdgeConfig) -> Result<UdpSocket, RuntimeError> {
+    let err = |source| RuntimeError::Socket {
+        addr: cfg.local,
+        source,
+    };
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
+    if let Some(tos) = cfg.tos {
+        s.set_tos_v4(tos).map_err(err)?;
+    }
+    os::set_pmtu_discovery(&s, cfg.pmtu_discovery).map_err(err)?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&cfg.local.into()).map_err(err)?;
+    Ok(s.into())
+}
+
+/// The sending and the receiving half of the configured transform.
+fn transforms(cfg: &EdgeConfig, mac: Mac) -> Result<(Transform, Transform), RuntimeError> {
+    let key = cfg.key.as_deref().map(str::as_bytes);
+    if cfg.transform == transform_id::AEAD {
+        let root = RootKey::derive(key.unwrap_or_default(), &cfg.community)
+            .map_err(|e| RuntimeError::Transform(e.to_string()))?;
+        let now = unix_micros() / 1_000_000;
+        let tx = AeadTransform::new(root.clone(), mac, now, &mut OsRandom);
+        let rx = AeadTransform::new(root, mac, now, &mut OsRandom);
+        return Ok((Transform::Aead(Box::new(tx)), Transform::Aead(Box::new(rx))));
+    }
+    let mk = || {
+        Transform::legacy(cfg.transform, key).map_err(|e| RuntimeError::Transform(e.to_string()))
+    };
+    Ok((mk()?, mk()?))
+}
+
+/// Runs the edge until SIGTERM/SIGINT or a management `stop`.
+pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> {
+    let mut mac = cfg.mac.map(|m| m.0).unwrap_or_else(|| {
+        let mut m = [0u8; 6];
+        OsRandom.fill(&mut m);
+        m
+    });
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    let mac = Mac(mac);
+    let udp = udp_socket(&cfg)?;
+    let mgmt_sock = std::net::UdpSocket::bind(("127.0.0.1", cfg.mgmt_port)).map_err(|source| {
+        RuntimeError::Management {
+            port: cfg.mgmt_port,
+            source,
+        }
+    })?;
+    let (seal, open) = transforms(&cfg, mac)?;
+    let codec = || Codec::new(cfg.compression).map_err(|e| RuntimeError::Transform(e.to_string()));
+    let header_key = cfg
+        .header_encryption
+        .then(|| HeaderKey::for_community(&cfg.community));
+    let stamps = Arc::new(SharedStamps::default());
+    let static_addr = match cfg.address {
+        AddressMode::Static(a) => Some(a),
+        AddressMode::Auto => None,
+    };
+    let data_cfg = DataConfig {
+        community: cfg.community,
+        own_mac: mac,
+        transform: cfg.transform,
+        compression: cfg.compression,
+        header_key: header_key.clone(),
+        multicast: cfg.multicast,
+        routing: cfg.routing,
+        p2p_window_us: u64::from(cfg.register_interval_s) * 1_000_000 / 2,
+    };
+    let shared = Arc::new(Shared {
+        cfg: data_cfg,
+        snapshot: ArcSwap::from_pointee(Snapshot {
+            registered: false,
+            supernode: cfg.supernodes[0],
+            peers: Default::default(),
+            own_ip: static_addr.map(|a| a.addr),
+        }),
+        counters: Default::default(),
+        stamps: Arc::clone(&stamps),
+        sealer: Mutex::new(datapath::Sealer::new(seal, codec()?, OsRandom.next_u64())),
+        tap: OnceLock::new(),
+    });
+    let preferred = cfg.preferred.map(|ip| {
+        Sock::from(SocketAddr::from((
+            ip,
+            udp.local_addr().map(|a| a.port()).unwrap_or(0),
+        )))
+    });
+    let machine_cfg = EdgeMachineConfig {
+        community: cfg.community,
+        mac,
+        desc: cfg.desc,
+        dev_addr: static_addr,
+        supernodes: cfg.supernodes.clone(),
+        register_interval_us: u64::from(cfg.register_interval_s) * 1_000_000,
+        p2p: cfg.p2p,
+        header_key,
+        preferred,
+    };
+    let (events_tx, events_rx) = unbounded_channel();
+    {
+        let (shared, udp, events) = (Arc::clone(&shared), udp.try_clone()?, events_tx.clone());
+        let codec = codec()?;
+        std::thread::Builder::new()
+            .name("n2n-rx".into())
+            .spawn(move || datapath::run_rx(shared, udp, open, codec, events))?;
+    }
+    let mut shell = Shell {
+        cfg,
+        shared,
+        udp,
+        events_tx,
+        log,
+        tx_started: false,
+        mac,
+    };
+    if let Some(addr) = static_addr {
+        shell.bring_up_tap(addr)?;
+    }
+    info!(mac = %mac, community = %shell.cfg.community, transform = shell.cfg.transform, "edge started");
+    let machine = Edge::new(
+        machine_cfg,
+        Box::new(n2n_crypto::Xorshift128Plus::seeded(OsRandom.next_u64())),
+        stamps,
+        unix_micros(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(shell.control_loop(machine, events_rx, mgmt_sock))
+}
+
+struct Shell {
+    cfg: EdgeConfig,
+    shared: Arc<Shared>,
+    udp: UdpSocket,
+    events_tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    log: Option<LogHandle>,
+    tx_started: bool,
+    mac: Mac,
+}
+
+impl Shell {
+    /// Creates the TAP, starts the send thread and drops privileges (spec §7.1 steps 4–5).
+    fn bring_up_tap(&mut self, addr: IpSubnet) -> Result<(), RuntimeError> {
+        let tap =
+            Tap::create(&self.cfg.device, self.mac, addr, self.cfg.mtu).map_err(|source| {
+                RuntimeError::Tap {
+                    name: self.cfg.device.clone(),
+                    source,
+                }
+            })?;
+        info!(device = %self.cfg.device, address = %addr, mtu = self.cfg.mtu, "TAP device up");
+        let tap: Arc<dyn FrameIo> = tap;
+        let _ = self.shared.tap.set(Arc::clone(&tap));
+        if !self.tx_started {
+            self.tx_started = true;
+            let (shared, udp, events) = (
+                Arc::clone(&self.shared),
+                self.udp.try_clone()?,
+                self.events_tx.clone(),
+            );
+            std::thread::Builder::new()
+                .name("n2n-tx".into())
+                .spawn(move || datapath::run_tx(shared, tap, udp, events))?;
+        }
+        drop_privileges(&self.cfg);
+        Ok(())
+    }
+
+    fn publish(&self, m: &Edge) {
+        let peers = m
+            .routes()
+            .map(|(mac, sock, last_rx)| (mac, Route { sock, last_rx }))
+            .collect();
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            registered: m.is_registered(),
+            supernode: m.supernode(),
+            peers,
+            own_ip: m.dev_addr().map(|a| a.addr),
+        }));
+    }
+
+    fn perform(&mut self, m: &mut Edge) -> Result<(), RuntimeError> {
+        while let Some(action) = m.poll_action() {
+            match action {
+                Action::Transmit { dst, data } => {
+                    if let Err(e) = self.udp.send_to(&data, dst) {
+                        warn!(%dst, error = %e, "send failed");
+                    }
+                }
+                Action::RoutesChanged => self.publish(m),
+                Action::AddressAssigned(addr) => {
+                    self.bring_up_tap(addr)?;
+                    self.publish(m);
+                }
+                Action::GratuitousArp => {
+                    if let Some(addr) = m.dev_addr() {
+                        let arp = datapath::gratuitous_arp(self.mac, addr.addr);
+                        let mut buf = Box::new([0u8; BUF_LEN]);
+                        for _ in 0..2 {
+                            buf[FRAME_AT..FRAME_AT + arp.len()].copy_from_slice(&arp);
+                            datapath::send_frame(
+                                &self.shared,
+                                &self.udp,
+                                &mut buf,
+                                arp.len(),
+                                Mac::BROADCAST,
+                                m.supernode(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn control_loop(
+        mut self,
+        mut m: Edge,
+        mut events: UnboundedReceiver<Event>,
+        mgmt_sock: std::net::UdpSocket,
+    ) -> Result<(), RuntimeError> {
+        mgmt_sock.set_nonblocking(true)?;
+        let mgmt_sock = tokio::net::UdpSocket::from_std(mgmt_sock)?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut ctl = Control {
+            password_hash: self.cfg.mgmt_password_hash,
+            verbosity: self.cfg.verbosity,
+            keep_running: true,
+        };
+        let mut mbuf = vec![0u8; 512];
+        loop {
+            self.perform(&mut m)?;
+            let wait = m
+                .poll_timeout()
+                .saturating_sub(unix_micros())
+                .min(1_000_000);
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(Event::Control { from, data }) => {
+                        if let Ok((d, _)) = Datagram::decode(&data) {
+                            m.handle_control(unix_micros(), from, d);
+                        }
+                    }
+                    Some(Event::Hint(h)) => m.handle_hint(unix_micros(), h),
+                    None => {
+                        error!("the receive thread stopped");
+                        break;
+                    }
+                },
+                r = mgmt_sock.recv_from(&mut mbuf) => {
+                    let Ok((n, from)) = r else { continue };
+                    let before = ctl.verbosity;
+                    for reply in mgmt::handle(&m, &self.shared, &mut ctl, unix_micros(), &mbuf[..n]) {
+                        let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
+                    }
+                    if ctl.verbosity != before && let Some(l) = &self.log {
+                        l.set_verbosity(ctl.verbosity);
+                    }
+                    if !ctl.keep_running {
+                        info!("stop requested by the management interface");
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_micros(wait)) => m.handle_timeout(unix_micros()),
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        info!("shutting down: unregistering from the supernode");
+        m.shutdown(unix_micros());
+        self.perform(&mut m)?;
+        Ok(())
+    }
+}
+
+/// `-u`/`-g`, or as root the `n2n` (else `nobody`) account, as n2n does. The TAP stays
+/// usable: its file descriptor is already open.
+fn drop_privileges(cfg: &EdgeConfig) {
+    if !os::is_root() && cfg.uid.is_none() && cfg.gid.is_none() {
+        return;
+    }
+    let fallback = os::account_ids("n2n").or_else(|| os::account_ids("nobody"));
+    if let (Some(u), Some(g)) = (
+        cfg.uid.or(fallback.map(|f| f.0)),
+        cfg.gid.or(fallback.map(|f| f.1)),
+    ) {
+        match os::drop_privileges(u, g) {
+            Ok(()) => info!(uid = u, gid = g, "dropped privileges"),
+            Err(e) => warn!(error = %e, "cannot drop privileges"),
+        }
+    }
+}
