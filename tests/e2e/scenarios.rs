@@ -1,0 +1,241 @@
+//! NAT traversal, relay fallback, supernode restart, address assignment, bulk transfer and
+//! config files.
+
+use std::time::{Duration, Instant};
+
+use n2n_tests::{Lab, Nat, wait_until};
+
+use crate::{guard, peer_ip, start_edge, start_supernode};
+
+#[test]
+fn home_router_nats_go_peer_to_peer() {
+    let Some(_g) = guard("home_router_nats_go_peer_to_peer") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let e0 = start_edge(&lab, 0, &["-k", "secret", "-A6"]);
+    let e1 = start_edge(&lab, 1, &["-k", "secret", "-A6"]);
+    assert!(
+        lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)),
+        "no overlay ping\n{}\n{}",
+        e0.log_text(),
+        e1.log_text()
+    );
+    // Wait for the direct path, then measure where the traffic goes.
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .mgmt("site0", 5644, "r 1 edges")
+            .contains("\"mode\":\"p2p\"")),
+        "no peer-to-peer path:\n{}",
+        e0.log_text()
+    );
+    let before = lab.counters();
+    assert_eq!(lab.ping("site0", &peer_ip(1), 20, "0.05"), 20);
+    let share = lab.counters().direct_share(&before);
+    assert!(
+        share >= 0.9,
+        "direct share {share:.2}: the traffic did not go peer-to-peer"
+    );
+}
+
+#[test]
+fn symmetric_nat_falls_back_to_the_relay() {
+    let Some(_g) = guard("symmetric_nat_falls_back_to_the_relay") else {
+        return;
+    };
+    let lab = Lab::new([Nat::Symmetric, Nat::Symmetric]);
+    let _sn = start_supernode(&lab, &[]);
+    let _e0 = start_edge(&lab, 0, &["-k", "secret"]);
+    let _e1 = start_edge(&lab, 1, &["-k", "secret"]);
+    assert!(
+        lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)),
+        "no overlay ping through the relay"
+    );
+    let before = lab.counters();
+    assert_eq!(lab.ping("site0", &peer_ip(1), 20, "0.05"), 20);
+    let share = lab.counters().direct_share(&before);
+    assert!(
+        share <= 0.1,
+        "direct share {share:.2} behind symmetric NATs?"
+    );
+}
+
+#[test]
+fn firewalled_direct_path_uses_the_relay() {
+    let Some(_g) = guard("firewalled_direct_path_uses_the_relay") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    lab.block_direct();
+    let _sn = start_supernode(&lab, &[]);
+    let _e0 = start_edge(&lab, 0, &["-k", "secret", "-A3", "-H"]);
+    let _e1 = start_edge(&lab, 1, &["-k", "secret", "-A3", "-H"]);
+    assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
+    assert_eq!(lab.ping("site1", &peer_ip(0), 10, "0.05"), 10);
+}
+
+#[test]
+fn supernode_restart_keeps_p2p_and_recovers() {
+    let Some(_g) = guard("supernode_restart_keeps_p2p_and_recovers") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let mut sn = start_supernode(&lab, &[]);
+    // A short registration interval keeps the test fast; the bound is 2 × the interval.
+    let interval = 4;
+    let i = interval.to_string();
+    let _e0 = start_edge(&lab, 0, &["-k", "secret", "-i", &i]);
+    let _e1 = start_edge(&lab, 1, &["-k", "secret", "-i", &i]);
+    assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
+    assert!(wait_until(Duration::from_secs(10), || lab
+        .mgmt("site0", 5644, "r 1 edges")
+        .contains("\"mode\":\"p2p\"")));
+    sn.kill();
+    // While the supernode is down, peer-to-peer traffic keeps flowing.
+    assert!(
+        lab.ping("site0", &peer_ip(1), 30, "0.2") >= 28,
+        "p2p traffic stopped with the supernode"
+    );
+    let restarted = Instant::now();
+    let _sn = start_supernode(&lab, &[]);
+    let both = wait_until(Duration::from_secs(2 * interval + 2), || {
+        lab.mgmt("sn", 5645, "r 1 edges")
+            .matches("\"_type\":\"row\"")
+            .count()
+            == 2
+    });
+    let took = restarted.elapsed();
+    assert!(both, "edges did not re-register");
+    assert!(
+        took <= Duration::from_secs(2 * interval),
+        "re-registration took {took:?}"
+    );
+    assert_eq!(lab.ping("site1", &peer_ip(0), 5, "0.1"), 5);
+}
+
+#[test]
+fn edge_without_address_gets_one_from_the_supernode() {
+    let Some(_g) = guard("edge_without_address_gets_one_from_the_supernode") else {
+        return;
+    };
+    let lab = Lab::new([Nat::None, Nat::None]);
+    let _sn = start_supernode(&lab, &["-a", "10.77.0.0-10.77.0.0/24"]);
+    let e0 = start_edge(&lab, 0, &["--no-address", "-I", "alpha"]);
+    let e1 = start_edge(&lab, 1, &["--no-address", "-I", "beta"]);
+    let addr_of = |node: &str| {
+        let info = lab.mgmt(node, 5644, "r 1 info");
+        info.split("\"ip4addr\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || addr_of("site0")
+            .starts_with("10.77.0.")),
+        "{}",
+        e0.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || addr_of("site1")
+            .starts_with("10.77.0.")),
+        "{}",
+        e1.log_text()
+    );
+    let (a0, a1) = (addr_of("site0"), addr_of("site1"));
+    assert_ne!(a0, a1);
+    let shown = String::from_utf8_lossy(
+        &lab.exec("site0", &["ip", "-4", "addr", "show", "n2n0"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        shown.contains(&format!("{a0}/24")),
+        "the TAP does not carry {a0}: {shown}"
+    );
+    assert!(lab.wait_ping("site0", &a1, Duration::from_secs(10)));
+}
+
+#[test]
+fn fifty_megabytes_arrive_intact() {
+    let Some(_g) = guard("fifty_megabytes_arrive_intact") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let _e0 = start_edge(&lab, 0, &["-k", "secret", "-A6", "-z1"]);
+    let _e1 = start_edge(&lab, 1, &["-k", "secret", "-A6", "-z1"]);
+    assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
+    let src = lab.dir.join("payload.bin");
+    let dst = lab.dir.join("received.bin");
+    let mk = std::process::Command::new("head")
+        .args(["-c", "50000000", "/dev/urandom"])
+        .output()
+        .expect("head");
+    std::fs::write(&src, &mk.stdout).expect("payload");
+    let recv = format!("nc -l 9000 > {}", dst.display());
+    let mut server = lab.spawn("site1", "nc-server", "sh", &["-c", &recv]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        String::from_utf8_lossy(&lab.exec("site1", &["ss", "-ltn"]).stdout).contains(":9000")
+    }));
+    let send = format!("nc -N {} 9000 < {}", peer_ip(1), src.display());
+    lab.exec_ok("site0", &["sh", "-c", &send]);
+    assert!(
+        wait_until(Duration::from_secs(30), || server
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()),
+        "receiver did not finish"
+    );
+    let sha = |p: &std::path::Path| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(p)
+            .output()
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0),
+        50_000_000
+    );
+    assert_eq!(sha(&src), sha(&dst));
+    server.kill();
+}
+
+#[test]
+fn edge_runs_from_an_n2n_config_file() {
+    let Some(_g) = guard("edge_runs_from_an_n2n_config_file") else {
+        return;
+    };
+    let lab = Lab::new([Nat::None, Nat::None]);
+    let _sn = start_supernode(&lab, &[]);
+    let conf = lab.dir.join("edge.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# n2n edge configuration\n-d=n2n0\n-c=e2etest\n-k=mypassword\n# -m=DE:AD:BE:EF:99:99\n-a=10.99.0.1\n-p=50001\n-l={}\n-t=5644\n",
+            crate::supernode_addr()
+        ),
+    )
+    .expect("conf");
+    let _e0 = lab.spawn(
+        "site0",
+        "edge-conf",
+        &crate::bin("edge"),
+        &[conf.to_str().expect("utf8"), "-f"],
+    );
+    let _e1 = start_edge(&lab, 1, &["-k", "mypassword"]);
+    assert!(lab.wait_ping("site1", "10.99.0.1", Duration::from_secs(10)));
+    let ss = String::from_utf8_lossy(&lab.exec("site0", &["ss", "-uln"]).stdout).into_owned();
+    assert!(
+        ss.contains(":50001"),
+        "-p=50001 from the file was not used: {ss}"
+    );
+}
