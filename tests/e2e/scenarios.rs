@@ -239,3 +239,28 @@ fn edge_runs_from_an_n2n_config_file() {
         "-p=50001 from the file was not used: {ss}"
     );
 }
+
+#[test]
+fn the_readme_demo_command_succeeds() {
+    let Some(_g) = guard("the_readme_demo_command_succeeds") else {
+        return;
+    };
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(repo.join("scripts/demo"))
+        .env("N2N_PROFILE", "debug")
+        .output()
+        .expect("scripts/demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l
+                .starts_with("demo: OK: two edges behind NATs talk over n2n-rs (peer-to-peer)")),
+        "{text}"
+    );
+}

@@ -7,6 +7,19 @@ use n2n_edge::cli::{CliError, EdgeConfig};
 use tracing::error;
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--generate") {
+        return match argv.get(2).and_then(|k| n2n_edge::cli::generate(k)) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("edge: error: --generate takes man, bash, zsh or fish");
+                ExitCode::from(1)
+            }
+        };
+    }
     let cfg = match EdgeConfig::from_argv(std::env::args().collect(), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(CliError::Help(text)) => {

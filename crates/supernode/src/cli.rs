@@ -141,6 +141,26 @@ impl Args {
     }
 }
 
+/// `--generate man|bash|zsh|fish`: the man page (supernode(1)) or a completion script, from the
+/// same clap definition the parser uses.
+pub fn generate(kind: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    let mut out = Vec::new();
+    match kind {
+        "man" => clap_mangen::Man::new(cmd)
+            .section("1")
+            .render(&mut out)
+            .ok()?,
+        "bash" | "zsh" | "fish" => {
+            let shell: clap_complete::Shell = kind.parse().ok()?;
+            clap_complete::generate(shell, &mut Args::command(), "supernode", &mut out);
+        }
+        _ => return None,
+    }
+    String::from_utf8(out).ok()
+}
+
 pub fn short_help() -> String {
     use clap::CommandFactory;
     Args::command().render_help().to_string()

@@ -16,6 +16,19 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--generate") {
+        return match argv.get(2).and_then(|k| n2n_supernode::cli::generate(k)) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("supernode: error: --generate takes man, bash, zsh or fish");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = match Args::parse_from_argv(std::env::args().collect()) {
         Ok(a) => a,
         Err(CliError::Help(text)) => {

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Throughput of the overlay: one iperf3 TCP flow between two network namespaces, peer-to-peer
+# and relayed through the supernode, for -A1, -A3 and -A6, next to a plain veth baseline taken
+# in the same run (offloads off, MSS clamped to the overlay's, so per-packet costs compare).
+# Prints Mbit/s, the ratio to the baseline and the edges' CPU seconds per GB.
+# Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-8}
+P="n2nb$$"
+EDGE=target/release/edge
+SN=target/release/supernode
+cargo build --release --quiet -p n2n-edge -p n2n-supernode
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    for n in inet sn a b; do
+        for p in $(ip netns pids "$P$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+        ip netns del "$P$n" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+
+for n in inet sn a b; do ip netns add "$P$n"; ip -n "$P$n" link set lo up; done
+i=0
+for n in sn a b; do
+    ip link add "r$n" netns "${P}inet" type veth peer name wan netns "$P$n"
+    ip -n "${P}inet" addr add "198.18.$i.1/24" dev "r$n"
+    ip -n "$P$n" addr add "198.18.$i.2/24" dev wan
+    ip -n "${P}inet" link set "r$n" up
+    ip -n "$P$n" link set wan up
+    ip -n "$P$n" route add default via "198.18.$i.1"
+    for side in "${P}inet r$n" "$P$n wan"; do
+        set -- $side
+        ip netns exec "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    i=$((i + 1))
+done
+ip netns exec "${P}inet" sysctl -qw net.ipv4.ip_forward=1
+A_WAN=198.18.1.2; B_WAN=198.18.2.2
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# iperf3 from a to $1; prints "Mbit/s bytes"
+run_iperf() {
+    local out
+    out=$(ip netns exec "${P}a" iperf3 -c "$1" -t "$SECS" -M 1250 -J 2>/dev/null)
+    python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print("%.0f %d" % (d["bits_per_second"]/1e6, d["bytes"]))' <<<"$out"
+}
+
+ip netns exec "${P}b" iperf3 -s -D -1 >/dev/null 2>&1 || true
+ip netns exec "${P}b" iperf3 -s -D >/dev/null
+sleep 0.3
+read -r BASE _ < <(run_iperf "$B_WAN")
+echo "baseline veth (offloads off, MSS 1250): $BASE Mbit/s"
+printf '%-8s %-9s %10s %8s %12s\n' mode cipher Mbit/s ratio "CPU s/GB"
+
+ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
+PIDS+=($!)
+for mode in p2p relay; do
+    if [ "$mode" = relay ]; then
+        ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
+        ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
+    fi
+    for cipher in -A1 -A3 -A6; do
+        key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
+        ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
+        EA=$!; PIDS+=($EA)
+        ip netns exec "${P}b" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.2 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
+        EB=$!; PIDS+=($EB)
+        for _ in $(seq 100); do ip netns exec "${P}a" ping -c1 -W1 -q 10.99.0.2 >/dev/null 2>&1 && break; done
+        if [ "$mode" = p2p ]; then
+            for _ in $(seq 100); do printf 'r 1 edges' | ip netns exec "${P}a" nc -u -w1 127.0.0.1 5644 | grep -q '"mode":"p2p"' && break; done
+        fi
+        c0=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+        read -r MBPS BYTES < <(run_iperf 10.99.0.2)
+        c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+        python3 -c "import sys; m,base,t,by=map(float,sys.argv[1:]); print('%-8s %-9s %10.0f %8.2f %12.2f' % ('$mode','$cipher',m,m/base,t/100/(by/1e9)))" "$MBPS" "$BASE" "$((c1 - c0))" "$BYTES"
+        kill -TERM $EA $EB 2>/dev/null || true
+        wait $EA $EB 2>/dev/null || true
+    done
+done
