@@ -3,6 +3,8 @@
 //! router that tell peer-to-peer traffic from relayed traffic without trusting the daemons.
 //! Every namespace, interface and process is removed when the lab is dropped.
 
+pub mod sim;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
