@@ -1,1 +1,220 @@
+//! Edge machine tests with simulated time.
 
+use std::net::SocketAddr;
+
+use n2n_crypto::Xorshift128Plus;
+
+use super::*;
+
+const T0: u64 = 1_800_000_000_000_000;
+const S: u64 = 1_000_000;
+
+fn sn(n: u8) -> SocketAddr {
+    SocketAddr::from(([198, 18, 0, n], 7654))
+}
+
+fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
+    let cfg = EdgeMachineConfig {
+        community: Community::new("test").expect("valid"),
+        mac: Mac([2, 0, 0, 0, 0, 1]),
+        desc: Desc::from_text("me"),
+        dev_addr,
+        supernodes,
+        register_interval_us: 20 * S,
+        p2p: true,
+        header_key: None,
+        preferred: None,
+    };
+    Edge::new(
+        cfg,
+        Box::new(Xorshift128Plus::seeded(7)),
+        Arc::new(SharedStamps::default()),
+        T0,
+    )
+}
+
+fn addr() -> Option<IpSubnet> {
+    Some(IpSubnet::new([10, 0, 0, 1].into(), 24))
+}
+
+/// Drains the actions; returns the decoded transmits and the other actions.
+fn drain(e: &mut Edge) -> (Vec<(SocketAddr, Datagram)>, Vec<Action>) {
+    let (mut tx, mut other) = (Vec::new(), Vec::new());
+    while let Some(a) = e.poll_action() {
+        match a {
+            Action::Transmit { dst, data } => {
+                tx.push((dst, Datagram::decode(&data).expect("decodes").0))
+            }
+            a => other.push(a),
+        }
+    }
+    (tx, other)
+}
+
+fn ack_for(cookie: u32, assigned: IpSubnet) -> Datagram {
+    Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::FROM_SUPERNODE.with(Flags::SOCKET),
+        Message::RegisterSuperAck(RegisterSuperAck {
+            cookie,
+            src_mac: Mac([2, 0, 0, 0, 0, 0xfe]),
+            dev_addr: assigned,
+            lifetime: 15,
+            sock: Sock::from(SocketAddr::from(([198, 18, 1, 2], 40000))),
+            auth: Auth::NONE,
+            supernodes: vec![],
+            key_time: 0,
+        }),
+    )
+}
+
+fn sent_cookie(tx: &[(SocketAddr, Datagram)]) -> u32 {
+    tx.iter()
+        .find_map(|(_, d)| match &d.msg {
+            Message::RegisterSuper(r) => Some(r.cookie),
+            _ => None,
+        })
+        .expect("a REGISTER_SUPER was sent")
+}
+
+#[test]
+fn registers_and_announces_itself() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    let (tx, _) = drain(&mut e);
+    let cookie = sent_cookie(&tx);
+    assert_eq!(tx[0].0, sn(1));
+    // An ACK with the wrong cookie is ignored.
+    e.handle_control(T0 + 1000, sn(1), ack_for(cookie ^ 1, IpSubnet::UNSPECIFIED));
+    assert!(!e.is_registered());
+    e.handle_control(T0 + 2000, sn(1), ack_for(cookie, IpSubnet::UNSPECIFIED));
+    assert!(e.is_registered());
+    let (_, other) = drain(&mut e);
+    assert!(other.contains(&Action::GratuitousArp) && other.contains(&Action::RoutesChanged));
+    // Re-registration after the interval, not before.
+    e.handle_timeout(T0 + 19 * S);
+    assert!(drain(&mut e).0.is_empty());
+    e.handle_timeout(T0 + 20 * S + 2000);
+    assert!(matches!(
+        drain(&mut e).0[0].1.msg,
+        Message::RegisterSuper(_)
+    ));
+}
+
+#[test]
+fn retries_then_fails_over_to_the_next_supernode() {
+    let mut e = edge(addr(), vec![sn(1), sn(2)]);
+    drain(&mut e);
+    let mut t = T0;
+    let mut targets = Vec::new();
+    for _ in 0..3 {
+        t += 2 * S + 1;
+        e.handle_timeout(t);
+        targets.extend(drain(&mut e).0.into_iter().map(|(dst, _)| dst));
+    }
+    assert_eq!(
+        targets,
+        vec![sn(1), sn(1), sn(2)],
+        "two retries, then the next supernode"
+    );
+}
+
+#[test]
+fn asks_the_supernode_for_an_address_first() {
+    let mut e = edge(None, vec![sn(1)]);
+    let (tx, _) = drain(&mut e);
+    let Message::RegisterSuper(r) = &tx[0].1.msg else {
+        panic!("not a REGISTER_SUPER")
+    };
+    assert!(r.edge_mac.is_null() && r.dev_addr == IpSubnet::UNSPECIFIED);
+    let assigned = IpSubnet::new([10, 77, 0, 5].into(), 24);
+    e.handle_control(T0 + 1000, sn(1), ack_for(r.cookie, assigned));
+    let (tx, other) = drain(&mut e);
+    assert!(other.contains(&Action::AddressAssigned(assigned)));
+    let Message::RegisterSuper(r) = &tx[0].1.msg else {
+        panic!("no real registration")
+    };
+    assert_eq!(
+        (r.edge_mac, r.dev_addr),
+        (Mac([2, 0, 0, 0, 0, 1]), assigned)
+    );
+}
+
+#[test]
+fn hole_punching_and_peer_confirmation() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    drain(&mut e);
+    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    // A frame for the peer went via the supernode: REGISTER (forwarded) and QUERY_PEER, once.
+    e.handle_hint(T0, PeerHint::Need(peer));
+    let (tx, _) = drain(&mut e);
+    assert!(tx.iter().all(|(dst, _)| *dst == sn(1)));
+    assert!(tx.iter().any(|(_, d)| matches!(&d.msg, Message::Register(r) if r.cookie == cookie::FORWARDED && r.dst_mac == peer)));
+    assert!(
+        tx.iter()
+            .any(|(_, d)| matches!(&d.msg, Message::QueryPeer(q) if q.target_mac == peer))
+    );
+    e.handle_hint(T0 + S, PeerHint::Need(peer));
+    assert!(drain(&mut e).0.is_empty(), "at most one query per interval");
+    // A relayed REGISTER names the peer's public socket: we punch towards it.
+    let public = SocketAddr::from(([198, 18, 2, 2], 50000));
+    let relayed = Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::FROM_SUPERNODE,
+        Message::Register(Register {
+            cookie: cookie::FORWARDED,
+            src_mac: peer,
+            dst_mac: e.mac(),
+            sock: Some(Sock::from(public)),
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::default(),
+        }),
+    );
+    e.handle_control(T0 + 2 * S, sn(1), relayed);
+    let (tx, _) = drain(&mut e);
+    assert!(tx.iter().any(|(dst, d)| *dst == public
+        && matches!(&d.msg, Message::Register(r) if r.cookie == cookie::REGULAR)));
+    assert!(e.route(&peer, T0 + 2 * S).is_none(), "not confirmed yet");
+    // The peer's direct ACK confirms the path.
+    let ack = Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::EMPTY,
+        Message::RegisterAck(RegisterAck {
+            cookie: cookie::REGULAR,
+            dst_mac: e.mac(),
+            src_mac: peer,
+            sock: None,
+        }),
+    );
+    e.handle_control(T0 + 2 * S + 100, public, ack);
+    assert_eq!(e.route(&peer, T0 + 3 * S), Some(public));
+    assert!(drain(&mut e).1.contains(&Action::RoutesChanged));
+    // Silent for longer than half the interval: no longer used directly.
+    assert_eq!(e.route(&peer, T0 + 13 * S), None);
+}
+
+#[test]
+fn answers_direct_registers_addressed_to_it_only() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    drain(&mut e);
+    let from = SocketAddr::from(([198, 18, 2, 2], 50000));
+    let reg = |dst| {
+        Datagram::new(
+            Community::new("test").expect("valid"),
+            Flags::EMPTY,
+            Message::Register(Register {
+                cookie: cookie::REGULAR,
+                src_mac: Mac([2, 0, 0, 0, 0, 2]),
+                dst_mac: dst,
+                sock: None,
+                dev_addr: IpSubnet::UNSPECIFIED,
+                desc: Desc::default(),
+            }),
+        )
+    };
+    e.handle_control(T0, from, reg(Mac([2, 0, 0, 0, 0, 9])));
+    assert!(drain(&mut e).0.is_empty());
+    e.handle_control(T0, from, reg(e.mac()));
+    let (tx, _) = drain(&mut e);
+    assert!(tx.iter().any(|(dst, d)| *dst == from
+        && matches!(&d.msg, Message::RegisterAck(a) if a.dst_mac == Mac([2, 0, 0, 0, 0, 2]))));
+}
