@@ -45,11 +45,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # iperf3 from a to $1; prints "Mbit/s bytes"
 run_iperf() {
     local out
-    out=$(ip netns exec "${P}a" iperf3 -c "$1" -t "$SECS" -M 1250 -J 2>/dev/null)
-    python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print("%.0f %d" % (d["bits_per_second"]/1e6, d["bytes"]))' <<<"$out"
+    out=$(ip netns exec "${P}a" iperf3 -c "$1" -t "$SECS" -M 1250 -J 2>/dev/null || true)
+    python3 -c 'import json,sys; j=json.load(sys.stdin); d=j.get("end",{}).get("sum_received"); print("%.0f %d" % (d["bits_per_second"]/1e6, d["bytes"]) if d else "0 1"); sys.stderr.write(j.get("error","")+"\n" if not d else "")' <<<"$out"
 }
 
-ip netns exec "${P}b" iperf3 -s -D -1 >/dev/null 2>&1 || true
 ip netns exec "${P}b" iperf3 -s -D >/dev/null
 sleep 0.3
 read -r BASE _ < <(run_iperf "$B_WAN")
