@@ -8,6 +8,7 @@ pub mod pearson;
 pub mod random;
 pub mod speck;
 pub mod transform;
+pub mod twofish;
 
 pub use header_enc::{HeaderError, HeaderKey, SenderStamp, StampGenerator};
 pub use random::{OsRandom, RandomSource, Xorshift128Plus};

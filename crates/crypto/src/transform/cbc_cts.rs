@@ -1,12 +1,12 @@
 //! AES (id 3) and Twofish (id 2): CBC with ciphertext stealing CS2 and an all-zero IV over
 //! `16 random bytes ‖ data` (spec §5.3). Works in place; output is 16 bytes longer than input.
 
-use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
-use twofish::Twofish;
 
 use super::TransformError;
 use crate::pearson::pearson_hash_256;
+use crate::twofish::Twofish256;
 
 /// A 16-byte block cipher with its expanded key.
 #[derive(Clone)]
@@ -14,7 +14,7 @@ pub enum BlockCipher {
     Aes128(Box<Aes128>),
     Aes192(Box<Aes192>),
     Aes256(Box<Aes256>),
-    Twofish(Box<Twofish>),
+    Twofish(Box<Twofish256>),
 }
 
 impl std::fmt::Debug for BlockCipher {
@@ -37,7 +37,7 @@ impl BlockCipher {
 
     /// n2n's Twofish key: all 32 bytes of `H256(key)`.
     pub fn twofish_from_password(password: &[u8]) -> Self {
-        BlockCipher::Twofish(Box::new(Twofish::new(&pearson_hash_256(password).into())))
+        BlockCipher::Twofish(Twofish256::new(&pearson_hash_256(password)))
     }
 
     pub fn name(&self) -> &'static str {
@@ -49,23 +49,21 @@ impl BlockCipher {
         }
     }
 
-    fn enc(&self, b: &mut [u8; 16]) {
-        let b: &mut Array<u8, _> = b.into();
+    fn enc(&self, block: &mut [u8; 16]) {
         match self {
-            BlockCipher::Aes128(c) => c.encrypt_block(b),
-            BlockCipher::Aes192(c) => c.encrypt_block(b),
-            BlockCipher::Aes256(c) => c.encrypt_block(b),
-            BlockCipher::Twofish(c) => c.encrypt_block(b),
+            BlockCipher::Aes128(c) => c.encrypt_block(block.into()),
+            BlockCipher::Aes192(c) => c.encrypt_block(block.into()),
+            BlockCipher::Aes256(c) => c.encrypt_block(block.into()),
+            BlockCipher::Twofish(c) => c.encrypt_block(block),
         }
     }
 
-    fn dec(&self, b: &mut [u8; 16]) {
-        let b: &mut Array<u8, _> = b.into();
+    fn dec(&self, block: &mut [u8; 16]) {
         match self {
-            BlockCipher::Aes128(c) => c.decrypt_block(b),
-            BlockCipher::Aes192(c) => c.decrypt_block(b),
-            BlockCipher::Aes256(c) => c.decrypt_block(b),
-            BlockCipher::Twofish(c) => c.decrypt_block(b),
+            BlockCipher::Aes128(c) => c.decrypt_block(block.into()),
+            BlockCipher::Aes192(c) => c.decrypt_block(block.into()),
+            BlockCipher::Aes256(c) => c.decrypt_block(block.into()),
+            BlockCipher::Twofish(c) => c.decrypt_block(block),
         }
     }
 
