@@ -300,8 +300,12 @@ impl EdgeConfig {
             None => SocketAddr::from(([0, 0, 0, 0], 0)),
             Some(s) => parse_local(s).map_err(|e| bad(format!("-p {s}: {e}")))?,
         };
+        if a.register_ttl > 0 {
+            return Err(unsupported("-L", "a TTL for hole-punching registrations"));
+        }
         let preferred = match a.preferred.as_deref() {
-            None | Some("auto") => None,
+            None => None,
+            Some("auto") => return Err(unsupported("-e auto", "detecting the preferred address")),
             Some(s) => Some(
                 s.parse()
                     .map_err(|_| bad(format!("-e {s}: expected an IPv4 address or auto")))?,
