@@ -4,44 +4,12 @@
 #[path = "../../proto/tests/support/mod.rs"]
 mod support;
 
-use std::sync::OnceLock;
-
 use n2n_crypto::compress::{Codec, lzo_decompress};
 use n2n_crypto::keys::key_from_text;
 use n2n_crypto::transform::{AeadTransform, RootKey, id};
 use n2n_crypto::{HeaderKey, OsRandom, PacketContext, Transform};
 use n2n_proto::{Community, Mac};
 use proptest::prelude::*;
-
-fn captured() -> &'static [Vec<u8>] {
-    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    C.get_or_init(support::captured)
-}
-
-fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let n = captured().len();
-    (
-        0..n,
-        any::<prop::sample::Index>(),
-        proptest::collection::vec(any::<(prop::sample::Index, u8)>(), 0..4),
-    )
-        .prop_map(|(i, cut, flips)| {
-            let mut d = captured()[i].clone();
-            let len = if cut.index(4) == 0 {
-                cut.index(d.len() + 1)
-            } else {
-                d.len()
-            };
-            d.truncate(len);
-            for (at, bit) in flips {
-                if !d.is_empty() {
-                    let k = at.index(d.len());
-                    d[k] ^= 1 << (bit % 8);
-                }
-            }
-            d
-        })
-}
 
 fn community() -> Community {
     Community::new("n2nvectors").expect("valid")
@@ -110,7 +78,7 @@ proptest! {
     }
 
     #[test]
-    fn header_decryption_of_mutated_captures_never_panics(bytes in mutated()) {
+    fn header_decryption_of_mutated_captures_never_panics(bytes in support::mutated()) {
         headers(&bytes);
     }
 

@@ -1,6 +1,7 @@
 //! What `edge` and `supernode` share as Unix daemons: n2n's config-file syntax, logging with
 //! n2n's verbosity levels, daemonising, dropping privileges, and the wall clock.
 
+pub mod cli;
 pub mod conf;
 pub mod logging;
 pub mod mgmt;

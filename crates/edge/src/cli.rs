@@ -189,18 +189,9 @@ impl EdgeConfig {
             return Err(CliError::Help(short_help()));
         }
         let words = expand_args(argv, ArgStyle::RestOfLine).map_err(CliError::Bad)?;
-        let a = Args::try_parse_from(words).map_err(|e| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp
-            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                CliError::Help(e.to_string())
-            }
-            _ => bad(e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-                .to_string()),
+        let a = Args::try_parse_from(words).map_err(|e| match n2n_daemon::cli::error_line(&e) {
+            Some(line) => bad(line),
+            None => CliError::Help(e.to_string()),
         })?;
         Self::from_args(a, env)
     }
@@ -298,7 +289,9 @@ impl EdgeConfig {
         }
         let local = match &a.local {
             None => SocketAddr::from(([0, 0, 0, 0], 0)),
-            Some(s) => parse_local(s).map_err(|e| bad(format!("-p {s}: {e}")))?,
+            Some(s) => {
+                n2n_daemon::cli::parse_ip_port(s, 0).map_err(|e| bad(format!("-p {s}: {e}")))?
+            }
         };
         if a.register_ttl > 0 {
             return Err(unsupported("-L", "a TTL for hole-punching registrations"));
@@ -313,9 +306,10 @@ impl EdgeConfig {
         };
         let tos = match &a.tos {
             None => None,
-            Some(t) => {
-                Some(parse_c_int(t).ok_or_else(|| bad(format!("-T {t}: expected a number")))?)
-            }
+            Some(t) => Some(
+                n2n_daemon::mgmt::parse_c_int(t)
+                    .ok_or_else(|| bad(format!("-T {t}: expected a number")))?,
+            ),
         };
         let desc = Desc::from_text(&a.desc.unwrap_or_else(hostname));
         let verbosity = (2 + a.verbose).saturating_sub(a.quiet);
@@ -350,29 +344,13 @@ impl EdgeConfig {
     }
 }
 
-/// `--generate man|bash|zsh|fish`: the man page (edge(8)) or a completion script, from the
-/// same clap definition the parser uses.
+/// `--generate man|bash|zsh|fish`: the man page (edge(8)) or a completion script.
 pub fn generate(kind: &str) -> Option<String> {
-    use clap::CommandFactory;
-    let cmd = Args::command();
-    let mut out = Vec::new();
-    match kind {
-        "man" => clap_mangen::Man::new(cmd)
-            .section("8")
-            .render(&mut out)
-            .ok()?,
-        "bash" | "zsh" | "fish" => {
-            let shell: clap_complete::Shell = kind.parse().ok()?;
-            clap_complete::generate(shell, &mut Args::command(), "edge", &mut out);
-        }
-        _ => return None,
-    }
-    String::from_utf8(out).ok()
+    n2n_daemon::cli::generate::<Args>(kind, "edge", "8")
 }
 
 pub fn short_help() -> String {
-    use clap::CommandFactory;
-    Args::command().render_help().to_string()
+    n2n_daemon::cli::help::<Args>()
 }
 
 fn hostname() -> String {
@@ -405,29 +383,6 @@ fn parse_address(s: &str) -> Result<AddressMode, String> {
     }
     let ip: Ipv4Addr = ip.parse().map_err(|_| "not an IPv4 address".to_string())?;
     Ok(AddressMode::Static(IpSubnet::new(ip, bits)))
-}
-
-fn parse_local(s: &str) -> Result<SocketAddr, String> {
-    let (ip, port) = match s.rsplit_once(':') {
-        Some((ip, port)) => (
-            ip.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?,
-            port,
-        ),
-        None if s.contains('.') => (
-            s.parse::<Ipv4Addr>().map_err(|_| "not an IPv4 address")?,
-            "0",
-        ),
-        None => (Ipv4Addr::UNSPECIFIED, s),
-    };
-    let port: u16 = port.parse().map_err(|_| "not a port number")?;
-    Ok(SocketAddr::from((ip, port)))
-}
-
-fn parse_c_int(s: &str) -> Option<u32> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u32::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::OnceLock;
-
 use n2n_proto::msg::*;
 use n2n_proto::tcp::Deframer;
 use n2n_proto::*;
@@ -202,37 +200,6 @@ fn datagram() -> impl Strategy<Value = Datagram> {
     })
 }
 
-fn captured() -> &'static [Vec<u8>] {
-    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    C.get_or_init(support::captured)
-}
-
-/// A captured datagram, truncated somewhere and with a few bits flipped.
-fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let n = captured().len();
-    (
-        0..n,
-        any::<prop::sample::Index>(),
-        proptest::collection::vec(any::<(prop::sample::Index, u8)>(), 0..4),
-    )
-        .prop_map(|(i, cut, flips)| {
-            let mut d = captured()[i].clone();
-            let len = if cut.index(4) == 0 {
-                cut.index(d.len() + 1)
-            } else {
-                d.len()
-            };
-            d.truncate(len);
-            for (at, bit) in flips {
-                if !d.is_empty() {
-                    let k = at.index(d.len());
-                    d[k] ^= 1 << (bit % 8);
-                }
-            }
-            d
-        })
-}
-
 /// Checks the decoder's promises on any input: no panic, and whatever decodes re-encodes
 /// to a datagram that decodes to the same value.
 fn decode_is_total(bytes: &[u8]) {
@@ -270,7 +237,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_captures_never_panic(bytes in mutated()) {
+    fn mutated_captures_never_panic(bytes in support::mutated()) {
         decode_is_total(&bytes);
         let _ = header::looks_plain(&bytes);
     }

@@ -98,18 +98,15 @@ impl Args {
             return Err(CliError::Help(short_help()));
         }
         let words = expand_args(argv, ArgStyle::NextToken).map_err(CliError::Bad)?;
-        Args::try_parse_from(words).map_err(|e| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp
-            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                CliError::Help(e.to_string())
-            }
-            _ => CliError::Bad(first_line(&e.to_string())),
+        Args::try_parse_from(words).map_err(|e| match n2n_daemon::cli::error_line(&e) {
+            Some(line) => CliError::Bad(line),
+            None => CliError::Help(e.to_string()),
         })
     }
 
     /// The UDP listen address.
     pub fn listen(&self) -> Result<SocketAddr, String> {
-        parse_listen(&self.local)
+        n2n_daemon::cli::parse_ip_port(&self.local, DEFAULT_PORT)
             .map_err(|e| format!("invalid value '{}' for '-p': {e}", self.local))
     }
 
@@ -141,44 +138,13 @@ impl Args {
     }
 }
 
-/// `--generate man|bash|zsh|fish`: the man page (supernode(1)) or a completion script, from the
-/// same clap definition the parser uses.
+/// `--generate man|bash|zsh|fish`: the man page (supernode(1)) or a completion script.
 pub fn generate(kind: &str) -> Option<String> {
-    use clap::CommandFactory;
-    let cmd = Args::command();
-    let mut out = Vec::new();
-    match kind {
-        "man" => clap_mangen::Man::new(cmd)
-            .section("1")
-            .render(&mut out)
-            .ok()?,
-        "bash" | "zsh" | "fish" => {
-            let shell: clap_complete::Shell = kind.parse().ok()?;
-            clap_complete::generate(shell, &mut Args::command(), "supernode", &mut out);
-        }
-        _ => return None,
-    }
-    String::from_utf8(out).ok()
+    n2n_daemon::cli::generate::<Args>(kind, "supernode", "1")
 }
 
 pub fn short_help() -> String {
-    use clap::CommandFactory;
-    Args::command().render_help().to_string()
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
-}
-
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let (ip, port) = match s.rsplit_once(':') {
-        Some((ip, port)) => (ip, port),
-        None if s.contains('.') => (s, "7654"),
-        None => ("0.0.0.0", s),
-    };
-    let ip: Ipv4Addr = ip.parse().map_err(|_| "not an IPv4 address".to_string())?;
-    let port: u16 = port.parse().map_err(|_| "not a port number".to_string())?;
-    Ok(SocketAddr::from((ip, port)))
+    n2n_daemon::cli::help::<Args>()
 }
 
 fn parse_autoip(s: &str) -> Result<AutoIpRange, String> {

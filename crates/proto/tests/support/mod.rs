@@ -1,6 +1,9 @@
 //! Shared by the property tests: the captured datagrams and the case count.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
 
 /// Cases per property: 100 000 unless `N2N_FUZZ_CASES` says otherwise.
 pub fn cases() -> u32 {
@@ -42,4 +45,36 @@ pub fn captured() -> Vec<Vec<u8>> {
         dir.display()
     );
     out
+}
+
+/// The captured datagrams, loaded once.
+pub fn captured_cached() -> &'static [Vec<u8>] {
+    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    C.get_or_init(captured)
+}
+
+/// A captured datagram, sometimes truncated, with up to three bits flipped.
+pub fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let n = captured_cached().len();
+    (
+        0..n,
+        any::<prop::sample::Index>(),
+        proptest::collection::vec(any::<(prop::sample::Index, u8)>(), 0..4),
+    )
+        .prop_map(|(i, cut, flips)| {
+            let mut d = captured_cached()[i].clone();
+            let len = if cut.index(4) == 0 {
+                cut.index(d.len() + 1)
+            } else {
+                d.len()
+            };
+            d.truncate(len);
+            for (at, bit) in flips {
+                if !d.is_empty() {
+                    let k = at.index(d.len());
+                    d[k] ^= 1 << (bit % 8);
+                }
+            }
+            d
+        })
 }
