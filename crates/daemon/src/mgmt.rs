@@ -149,3 +149,28 @@ pub fn parse_c_int(s: &str) -> Option<u32> {
         s.parse().ok()
     }
 }
+
+/// The `stop` and `verbose` methods, alike on edge and supernode: applies a write and returns
+/// the row's fields; `None` for any other method.
+pub fn stop_or_verbose(
+    req: &Request<'_>,
+    keep_running: &mut bool,
+    verbosity: &mut u8,
+) -> Option<String> {
+    let write = req.kind == "w";
+    match req.method {
+        "stop" => {
+            if write {
+                *keep_running = false;
+            }
+            Some(format!("\"keep_running\":{}", u8::from(*keep_running)))
+        }
+        "verbose" => {
+            if write && let Some(level) = req.arg.and_then(parse_c_int) {
+                *verbosity = level.min(4) as u8;
+            }
+            Some(format!("\"traceLevel\":{verbosity}"))
+        }
+        _ => None,
+    }
+}

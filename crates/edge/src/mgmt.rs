@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js, parse_c_int};
+use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js};
 
 use crate::datapath::Shared;
 use crate::machine::Edge;
@@ -132,7 +132,7 @@ fn json_request(
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let (kind, tag, method) = (req.kind, req.tag.as_str(), req.method);
+    let (tag, method) = (req.tag.as_str(), req.method);
     let secs = |us: u64| us / 1_000_000;
     let mut rows = Rows::new(tag, method);
     let c = &shared.counters;
@@ -147,19 +147,10 @@ fn json_request(
                 ));
             }
         }
-        "stop" => {
-            if kind == "w" {
-                ctl.keep_running = false;
-            }
-            rows.row(&format!("\"keep_running\":{}", u8::from(ctl.keep_running)));
-        }
-        "verbose" => {
-            if kind == "w"
-                && let Some(level) = req.arg.and_then(parse_c_int)
-            {
-                ctl.verbosity = level.min(4) as u8;
-            }
-            rows.row(&format!("\"traceLevel\":{}", ctl.verbosity));
+        "stop" | "verbose" => {
+            let fields = mgmt::stop_or_verbose(&req, &mut ctl.keep_running, &mut ctl.verbosity)
+                .unwrap_or_default();
+            rows.row(&fields);
         }
         "communities" => {
             if shared.cfg.header_key.is_some() {

@@ -1,7 +1,7 @@
 //! The management interface on 127.0.0.1 (spec §8): n2n's plain-text commands and its JSON
 //! `r`/`w`/`s` API. Pure request → replies; the shell owns the socket.
 
-use n2n_daemon::mgmt::{self, Rows, error, js, parse_c_int};
+use n2n_daemon::mgmt::{self, Rows, error, js};
 
 use crate::community_list::CommunityList;
 use crate::machine::Supernode;
@@ -131,24 +131,15 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let (kind, tag, method, arg) = (req.kind, req.tag.as_str(), req.method, req.arg);
+    let (kind, tag, method) = (req.kind, req.tag.as_str(), req.method);
     let secs = |us: u64| us / 1_000_000;
     let mut rows = Rows::new(tag, method);
     match method {
         "help" => return mgmt::help_rows(tag, &METHODS),
-        "stop" => {
-            if kind == "w" {
-                ctl.keep_running = false;
-            }
-            rows.row(&format!("\"keep_running\":{}", u8::from(ctl.keep_running)));
-        }
-        "verbose" => {
-            if kind == "w"
-                && let Some(level) = arg.and_then(parse_c_int)
-            {
-                ctl.verbosity = level.min(4) as u8;
-            }
-            rows.row(&format!("\"traceLevel\":{}", ctl.verbosity));
+        "stop" | "verbose" => {
+            let fields = mgmt::stop_or_verbose(&req, &mut ctl.keep_running, &mut ctl.verbosity)
+                .unwrap_or_default();
+            rows.row(&fields);
         }
         "reload_communities" => {
             if kind != "w" {
