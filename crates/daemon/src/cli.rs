@@ -3,6 +3,15 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+/// Why the command line did not yield a configuration.
+#[derive(Debug)]
+pub enum CliError {
+    /// `-h`/`--help` (or no arguments): print this and exit 0.
+    Help(String),
+    /// Bad configuration: print this one line (it names the option) and exit 1.
+    Bad(String),
+}
+
 /// `[ip:]port`, or just `ip` (then `default_port`); n2n's `-p` form.
 pub fn parse_ip_port(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     let default = default_port.to_string();

@@ -169,11 +169,7 @@ pub struct EdgeConfig {
     pub verbosity: u8,
 }
 
-#[derive(Debug)]
-pub enum CliError {
-    Help(String),
-    Bad(String),
-}
+pub use n2n_daemon::cli::CliError;
 
 fn bad(s: impl Into<String>) -> CliError {
     CliError::Bad(s.into())

@@ -81,14 +81,7 @@ pub struct Args {
     pub max_edges: usize,
 }
 
-/// A configuration error: one line for the operator.
-#[derive(Debug)]
-pub enum CliError {
-    /// `-h`/`--help`: print and exit 0.
-    Help(String),
-    /// Bad configuration: print the line and exit 1.
-    Bad(String),
-}
+pub use n2n_daemon::cli::CliError;
 
 impl Args {
     /// Parses `argv` (program name first) with the config-file rule of spec §2.2.
