@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
 P="n2nb$$"
-EDGE=target/release/edge
-SN=target/release/supernode
-cargo build --release --quiet -p n2n-edge -p n2n-supernode
+# N2N_BIN=dir benchmarks binaries built elsewhere (e.g. with other RUSTFLAGS).
+BIN=${N2N_BIN:-target/release}
+EDGE=$BIN/edge
+SN=$BIN/supernode
+[ -n "${N2N_BIN:-}" ] || cargo build --release --quiet -p n2n-edge -p n2n-supernode
 
 PIDS=()
 cleanup() {
