@@ -275,7 +275,7 @@ impl SimNet {
         } else {
             self.edges[id]
                 .machine
-                .handle_control(self.now_us, SocketAddr::V4(from), d);
+                .handle_control(self.now_us, SocketAddr::V4(from), d, None);
         }
         self.pump_edge(id);
     }

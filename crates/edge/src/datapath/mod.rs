@@ -117,10 +117,11 @@ impl Counters {
 /// Control-path events from the receive thread.
 #[derive(Debug)]
 pub enum Event {
-    /// A non-PACKET datagram, header decrypted.
+    /// A non-PACKET datagram, header decrypted; `stamp` is its header time stamp (`-H`).
     Control {
         from: SocketAddr,
         data: Vec<u8>,
+        stamp: Option<u64>,
     },
     Hint(PeerHint),
 }
@@ -139,6 +140,24 @@ pub struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Shared")
+    }
+}
+
+/// Whose time stamps a header carries (spec §4.6): anything a supernode sent or relayed is
+/// stamped by that supernode; the rest by the edge that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StampSender {
+    Supernode(SocketAddr),
+    Peer(Mac),
+}
+
+impl StampSender {
+    pub fn of(from_supernode: bool, from: SocketAddr, src_mac: Mac) -> Self {
+        if from_supernode {
+            StampSender::Supernode(from)
+        } else {
+            StampSender::Peer(src_mac)
+        }
     }
 }
 

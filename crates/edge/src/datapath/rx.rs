@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
 
 use super::frame::{dst_mac, multicast_blocked, rx_blocked};
-use super::{Counters, Event, HintLimiter, MAX_FRAME, Shared};
+use super::{Counters, Event, HintLimiter, MAX_FRAME, Shared, StampSender};
 use crate::machine::PeerHint;
 
 /// Senders whose PACKET time stamps are tracked (`-H`); the table is cleared when full.
@@ -32,7 +32,7 @@ pub fn run_rx(
     let mut buf = vec![0u8; MAX_FRAME + 64];
     let mut frame = vec![0u8; MAX_FRAME];
     let mut hints = HintLimiter::default();
-    let mut stamps: HashMap<Mac, SenderStamp> = HashMap::with_capacity(64);
+    let mut stamps: HashMap<StampSender, SenderStamp> = HashMap::with_capacity(64);
     loop {
         let (n, from) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
@@ -66,6 +66,7 @@ pub fn run_rx(
             let _ = events.send(Event::Control {
                 from,
                 data: data.to_vec(),
+                stamp,
             });
             continue;
         }
@@ -81,8 +82,9 @@ pub fn run_rx(
             if stamps.len() >= MAX_STAMP_SLOTS {
                 stamps.clear();
             }
+            let sender = StampSender::of(d.flags.contains(Flags::FROM_SUPERNODE), from, p.src_mac);
             let slot = stamps
-                .entry(p.src_mac)
+                .entry(sender)
                 .or_insert_with(|| SenderStamp::new(now));
             if !slot.accept(s, true) {
                 Counters::bump(&shared.counters.dropped);

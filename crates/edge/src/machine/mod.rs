@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use n2n_crypto::{HeaderKey, RandomSource};
+use n2n_crypto::{HeaderKey, RandomSource, SenderStamp};
 use n2n_proto::msg::*;
 use n2n_proto::{
     Auth, Community, Datagram, Desc, Flags, IpSubnet, Mac, Message, Sock, auth_scheme, cookie,
@@ -19,7 +19,10 @@ use tracing::{debug, info, warn};
 
 pub use peers::{Known, Pending};
 
-use crate::datapath::SharedStamps;
+use crate::datapath::{SharedStamps, StampSender};
+
+/// Senders whose control-message time stamps are tracked; the table is cleared when full.
+const MAX_STAMP_SLOTS: usize = 4096;
 
 /// Attempts before switching to the next supernode (N2N_EDGE_SUP_ATTEMPTS).
 const SUP_ATTEMPTS: u32 = 3;
@@ -87,7 +90,7 @@ pub struct Edge {
     cfg: EdgeMachineConfig,
     token: [u8; 16],
     rng: Box<dyn RandomSource + Send>,
-    stamps: Arc<SharedStamps>,
+    stamp_gen: Arc<SharedStamps>,
     actions: VecDeque<Action>,
     sn_index: usize,
     sn_wait: bool,
@@ -101,6 +104,8 @@ pub struct Edge {
     next_purge_us: u64,
     start_us: u64,
     stats: EdgeStats,
+    /// Header time stamps of control senders (`-H`).
+    stamps: std::collections::HashMap<StampSender, SenderStamp>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -128,7 +133,7 @@ impl Edge {
             cfg,
             token,
             rng,
-            stamps,
+            stamp_gen: stamps,
             actions: VecDeque::new(),
             sn_index: 0,
             sn_wait: false,
@@ -142,6 +147,7 @@ impl Edge {
             next_purge_us: now_us + PURGE_US,
             start_us: now_us,
             stats: EdgeStats::default(),
+            stamps: Default::default(),
         };
         e.register_super(now_us);
         e
@@ -230,7 +236,7 @@ impl Edge {
         if let Some(key) = &self.cfg.header_key {
             let n = data.len();
             let r = self.rng.next_u64() as u32;
-            key.encrypt(&mut data, n, self.stamps.next(now_us), r);
+            key.encrypt(&mut data, n, self.stamp_gen.next(now_us), r);
         }
         self.actions.push_back(Action::Transmit { dst, data });
     }
@@ -359,12 +365,25 @@ impl Edge {
         self.emit(self.supernode(), Flags::EMPTY, msg, now_us);
     }
 
-    /// A control datagram, header already decrypted and decoded.
-    pub fn handle_control(&mut self, now_us: u64, from: SocketAddr, d: Datagram) {
+    /// A control datagram, header already decrypted and decoded; `stamp` is its header time
+    /// stamp under `-H` (already inside the ±16 s frame).
+    pub fn handle_control(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        d: Datagram,
+        stamp: Option<u64>,
+    ) {
         if d.community.as_bytes() != self.cfg.community.as_bytes() {
             return;
         }
         let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
+        if let Some(stamp) = stamp
+            && !self.accept_stamp(now_us, from_sn, from, &d.msg, stamp)
+        {
+            debug!(%from, "dropped a replayed or reordered control message");
+            return;
+        }
         match d.msg {
             Message::RegisterSuperAck(ack) => self.on_ack(now_us, ack),
             Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
@@ -397,6 +416,31 @@ impl Edge {
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => {}
         }
+    }
+
+    /// Per-sender time-stamp check (spec §4.6): strictly increasing, except PEER_INFO, which
+    /// may be reordered by about 160 ms.
+    fn accept_stamp(
+        &mut self,
+        now_us: u64,
+        from_sn: bool,
+        from: SocketAddr,
+        msg: &Message,
+        stamp: u64,
+    ) -> bool {
+        let src = match msg {
+            Message::Register(r) => r.src_mac,
+            Message::RegisterAck(a) => a.src_mac,
+            _ => Mac::NULL,
+        };
+        if self.stamps.len() >= MAX_STAMP_SLOTS {
+            self.stamps.clear();
+        }
+        let slot = self
+            .stamps
+            .entry(StampSender::of(from_sn, from, src))
+            .or_insert_with(|| SenderStamp::new(now_us));
+        slot.accept(stamp, matches!(msg, Message::PeerInfo(_)))
     }
 
     fn on_ack(&mut self, now_us: u64, ack: RegisterSuperAck) {
@@ -553,7 +597,7 @@ impl Edge {
     }
 
     pub fn stamp_now(&self) -> u64 {
-        self.stamps.last.load(Ordering::Relaxed)
+        self.stamp_gen.last.load(Ordering::Relaxed)
     }
 }
 

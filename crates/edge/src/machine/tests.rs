@@ -84,9 +84,19 @@ fn registers_and_announces_itself() {
     let cookie = sent_cookie(&tx);
     assert_eq!(tx[0].0, sn(1));
     // An ACK with the wrong cookie is ignored.
-    e.handle_control(T0 + 1000, sn(1), ack_for(cookie ^ 1, IpSubnet::UNSPECIFIED));
+    e.handle_control(
+        T0 + 1000,
+        sn(1),
+        ack_for(cookie ^ 1, IpSubnet::UNSPECIFIED),
+        None,
+    );
     assert!(!e.is_registered());
-    e.handle_control(T0 + 2000, sn(1), ack_for(cookie, IpSubnet::UNSPECIFIED));
+    e.handle_control(
+        T0 + 2000,
+        sn(1),
+        ack_for(cookie, IpSubnet::UNSPECIFIED),
+        None,
+    );
     assert!(e.is_registered());
     let (_, other) = drain(&mut e);
     assert!(other.contains(&Action::GratuitousArp) && other.contains(&Action::RoutesChanged));
@@ -127,7 +137,7 @@ fn asks_the_supernode_for_an_address_first() {
     };
     assert!(r.edge_mac.is_null() && r.dev_addr == IpSubnet::UNSPECIFIED);
     let assigned = IpSubnet::new([10, 77, 0, 5].into(), 24);
-    e.handle_control(T0 + 1000, sn(1), ack_for(r.cookie, assigned));
+    e.handle_control(T0 + 1000, sn(1), ack_for(r.cookie, assigned), None);
     let (tx, other) = drain(&mut e);
     assert!(other.contains(&Action::AddressAssigned(assigned)));
     let Message::RegisterSuper(r) = &tx[0].1.msg else {
@@ -169,7 +179,7 @@ fn hole_punching_and_peer_confirmation() {
             desc: Desc::default(),
         }),
     );
-    e.handle_control(T0 + 2 * S, sn(1), relayed);
+    e.handle_control(T0 + 2 * S, sn(1), relayed, None);
     let (tx, _) = drain(&mut e);
     assert!(tx.iter().any(|(dst, d)| *dst == public
         && matches!(&d.msg, Message::Register(r) if r.cookie == cookie::REGULAR)));
@@ -185,7 +195,7 @@ fn hole_punching_and_peer_confirmation() {
             sock: None,
         }),
     );
-    e.handle_control(T0 + 2 * S + 100, public, ack);
+    e.handle_control(T0 + 2 * S + 100, public, ack, None);
     assert_eq!(e.route(&peer, T0 + 3 * S), Some(public));
     assert!(drain(&mut e).1.contains(&Action::RoutesChanged));
     // Silent for longer than half the interval: no longer used directly.
@@ -211,10 +221,36 @@ fn answers_direct_registers_addressed_to_it_only() {
             }),
         )
     };
-    e.handle_control(T0, from, reg(Mac([2, 0, 0, 0, 0, 9])));
+    e.handle_control(T0, from, reg(Mac([2, 0, 0, 0, 0, 9])), None);
     assert!(drain(&mut e).0.is_empty());
-    e.handle_control(T0, from, reg(e.mac()));
+    e.handle_control(T0, from, reg(e.mac()), None);
     let (tx, _) = drain(&mut e);
     assert!(tx.iter().any(|(dst, d)| *dst == from
         && matches!(&d.msg, Message::RegisterAck(a) if a.dst_mac == Mac([2, 0, 0, 0, 0, 2]))));
+}
+
+#[test]
+fn replayed_control_messages_are_dropped() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    drain(&mut e);
+    let from = SocketAddr::from(([198, 18, 2, 2], 50000));
+    let reg = Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::EMPTY,
+        Message::Register(Register {
+            cookie: cookie::REGULAR,
+            src_mac: Mac([2, 0, 0, 0, 0, 2]),
+            dst_mac: e.mac(),
+            sock: None,
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::default(),
+        }),
+    );
+    let stamp = n2n_crypto::header_enc::stamp_at(T0);
+    e.handle_control(T0, from, reg.clone(), Some(stamp));
+    assert!(!drain(&mut e).0.is_empty(), "first REGISTER answered");
+    e.handle_control(T0 + 1000, from, reg.clone(), Some(stamp));
+    assert!(drain(&mut e).0.is_empty(), "the replay is dropped");
+    e.handle_control(T0 + 2000, from, reg, Some(stamp + 0x10));
+    assert!(!drain(&mut e).0.is_empty(), "a newer stamp is accepted");
 }

@@ -291,9 +291,9 @@ impl Shell {
                 .min(1_000_000);
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(Event::Control { from, data }) => {
+                    Some(Event::Control { from, data, stamp }) => {
                         if let Ok((d, _)) = Datagram::decode(&data) {
-                            m.handle_control(unix_micros(), from, d);
+                            m.handle_control(unix_micros(), from, d, stamp);
                         }
                     }
                     Some(Event::Hint(h)) => m.handle_hint(unix_micros(), h),
