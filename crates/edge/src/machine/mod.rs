@@ -21,6 +21,8 @@ pub use peers::{Known, Pending};
 
 use crate::datapath::{SharedStamps, StampSender};
 
+/// Most pending and most known peers: hostile traffic must not grow the tables without bound.
+pub const MAX_PEERS: usize = 4096;
 /// Senders whose control-message time stamps are tracked; the table is cleared when full.
 const MAX_STAMP_SLOTS: usize = 4096;
 
@@ -495,6 +497,9 @@ impl Edge {
         }
         self.pending.remove(&a.src_mac);
         let fresh = !self.known.contains_key(&a.src_mac);
+        if fresh && self.known.len() >= MAX_PEERS {
+            return;
+        }
         let k = self
             .known
             .entry(a.src_mac)
@@ -563,6 +568,9 @@ impl Edge {
             if k.fresh(now_us, self.cfg.register_interval_us / 2) {
                 return;
             }
+        }
+        if !self.pending.contains_key(&mac) && self.pending.len() >= MAX_PEERS {
+            return;
         }
         let p = self
             .pending

@@ -1,0 +1,112 @@
+//! Every datagram the reference network sent (and truncated, bit-flipped variants) fed to the
+//! edge machine as control input never panics it, and it keeps registering.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use n2n_crypto::{RandomSource, Xorshift128Plus};
+use n2n_edge::datapath::SharedStamps;
+use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
+
+use n2n_proto::{Community, Datagram, Desc, IpSubnet, Mac};
+
+fn captured() -> Vec<Vec<u8>> {
+    let dir = std::env::var("N2N_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("vector folder {} is missing: {e}", dir.display()));
+    for entry in entries.flatten() {
+        if entry.path().extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path())
+            .expect("readable")
+            .lines()
+            .skip(1)
+        {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let hex = v
+                .get("hdr_plain_hex")
+                .or_else(|| v.get("hex"))
+                .and_then(|h| h.as_str())
+                .expect("hex");
+            out.push(hex::decode(hex).expect("hex"));
+        }
+    }
+    assert!(out.len() > 1500);
+    out
+}
+
+#[test]
+fn the_machine_survives_every_captured_and_mutated_datagram() {
+    let sn: SocketAddr = "192.0.2.1:7654".parse().expect("addr");
+    let cfg = EdgeMachineConfig {
+        community: Community::new("n2nvectors").expect("valid"),
+        mac: Mac([2, 0, 0, 0, 0, 1]),
+        desc: Desc::from_text("edge1"),
+        dev_addr: Some(IpSubnet::new([10, 99, 0, 1].into(), 24)),
+        supernodes: vec![sn],
+        register_interval_us: 20_000_000,
+        p2p: true,
+        header_key: None,
+        preferred: None,
+    };
+    let t0 = 1_795_543_491_000_000;
+    let mut e = Edge::new(
+        cfg,
+        Box::new(Xorshift128Plus::seeded(1)),
+        Arc::new(SharedStamps::default()),
+        t0,
+    );
+    let mut rng = Xorshift128Plus::seeded(2);
+    let mut now = t0;
+    let mut fed = 0;
+    for (i, d) in captured().iter().enumerate() {
+        for variant in 0..20 {
+            let mut b = d.clone();
+            if variant > 0 {
+                let cut = (rng.next_u64() as usize) % (b.len() + 1);
+                b.truncate(cut.max(24));
+                let at = (rng.next_u64() as usize) % b.len();
+                b[at] ^= 1 << (rng.next_u64() % 8);
+            }
+            now += 1000;
+            let from = if i % 2 == 0 {
+                sn
+            } else {
+                SocketAddr::from(([192, 0, 2, 12], 50002))
+            };
+            if let Ok((dg, _)) = Datagram::decode(&b) {
+                e.handle_control(now, from, dg, None);
+                fed += 1;
+            }
+            let mut m = [0u8; 6];
+            rng.fill(&mut m);
+            e.handle_hint(
+                now,
+                PeerHint::Relayed {
+                    mac: Mac(m),
+                    sock: from,
+                },
+            );
+            e.handle_timeout(now);
+            while e.poll_action().is_some() {}
+        }
+    }
+    assert!(fed > 20_000, "only {fed} datagrams decoded");
+    // ~31 000 random peers were announced: the tables stay bounded.
+    assert!(e.pending().count() <= n2n_edge::machine::MAX_PEERS);
+    assert!(e.known().count() <= n2n_edge::machine::MAX_PEERS);
+    // Still alive: the registration timer still fires.
+    e.handle_timeout(now + 30_000_000);
+    let mut registering = false;
+    while let Some(a) = e.poll_action() {
+        registering |= matches!(a, Action::Transmit { dst, .. } if dst == sn);
+    }
+    assert!(registering);
+}
