@@ -423,7 +423,9 @@ impl Drop for Lab {
             // Anything still running in the namespace (ping, nc, iperf3) is ended first.
             if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
+                    let _ = Command::new("sh")
+                        .args(["-c", &format!("kill -9 {pid}")])
+                        .status();
                 }
             }
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
