@@ -39,10 +39,33 @@ fn every_transform_header_and_compression_pings() {
             e0.log_text(),
             e1.log_text()
         );
+        let registered = |n: usize| {
+            lab.mgmt("sn", 5645, "r 1 edges")
+                .matches("\"_type\":\"row\"")
+                .count()
+                == n
+        };
+        assert!(registered(2), "{combo:?}: both edges registered");
+        // SIGTERM: UNREGISTER_SUPER, the TAP removed, exit status 0.
+        for e in [&mut e0, &mut e1] {
+            let status = e.stop(Duration::from_secs(5));
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "{combo:?}: edge did not exit 0 on SIGTERM: {status:?}"
+            );
+        }
         assert!(
-            e0.stop(Duration::from_secs(5)) && e1.stop(Duration::from_secs(5)),
-            "{combo:?}: edges did not stop on SIGTERM"
+            n2n_tests::wait_until(Duration::from_secs(2), || registered(0)),
+            "{combo:?}: the edges did not unregister"
         );
+        for site in ["site0", "site1"] {
+            let links =
+                String::from_utf8_lossy(&lab.exec(site, &["ip", "link"]).stdout).into_owned();
+            assert!(
+                !links.contains("n2n0"),
+                "{combo:?}: the TAP was left behind in {site}"
+            );
+        }
         sn.kill();
     }
 }

@@ -68,14 +68,22 @@ impl Proc {
         self.child.id()
     }
 
-    /// SIGTERM (a graceful stop: the edge unregisters), then waits up to `timeout`.
-    pub fn stop(&mut self, timeout: Duration) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+    /// SIGTERM (a graceful stop: the edge unregisters), then waits up to `timeout`; the exit
+    /// status, or `None` if it did not stop and had to be killed.
+    pub fn stop(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        // The shell's built-in kill: no procps needed.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status();
-        let done = wait_until(timeout, || self.child.try_wait().ok().flatten().is_some());
-        self.kill();
-        done
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_none() {
+            self.kill();
+        }
+        status
     }
 }
 
