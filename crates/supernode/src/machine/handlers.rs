@@ -134,7 +134,11 @@ impl Supernode {
             && let Some(owner) = c.edge_with_ip(r.dev_addr.addr)
         {
             // The same address under a new MAC: the entry is re-keyed if the token matches.
-            if !auth_matches(&c.edges[&owner].auth, &r.auth) {
+            if !c
+                .edges
+                .get(&owner)
+                .is_some_and(|e| auth_matches(&e.auth, &r.auth))
+            {
                 return Ok(false);
             }
             if let Some(mut e) = c.remove_edge(&owner) {

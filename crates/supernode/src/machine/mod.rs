@@ -283,11 +283,9 @@ impl Supernode {
         }
         self.next_purge_us = now_us + PURGE_INTERVAL_US;
         let mut removed = 0;
+        let cutoff = now_us.saturating_sub(REGISTRATION_TIMEOUT_US);
         for c in &mut self.communities {
-            let before = c.edges.len();
-            c.edges
-                .retain(|_, e| now_us.saturating_sub(e.last_seen_us) < REGISTRATION_TIMEOUT_US);
-            removed += before - c.edges.len();
+            removed += c.purge(cutoff);
         }
         self.edge_count -= removed;
         self.communities

@@ -75,7 +75,10 @@ impl CommunityState {
 
     /// The edge owning `ip`, if any.
     pub fn edge_with_ip(&self, ip: Ipv4Addr) -> Option<Mac> {
-        self.by_ip.get(&ip).copied()
+        self.by_ip
+            .get(&ip)
+            .copied()
+            .filter(|m| self.edges.contains_key(m))
     }
 
     pub fn insert_edge(&mut self, edge: Edge) {

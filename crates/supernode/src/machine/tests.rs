@@ -354,3 +354,31 @@ fn address_requests_get_the_reference_address() {
     }
     assert_eq!(s.edge_count(), 0, "the bootstrap request is not stored");
 }
+
+#[test]
+fn an_expired_edge_frees_its_address() {
+    // A listed community survives the purge, so its address index must follow it.
+    let mut s = sn(Some("net\n"), true, 100);
+    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
+    // Expire the first edge.
+    s.handle_timeout(T0 + 61_000_000);
+    s.handle_timeout(T0 + 95_000_000);
+    assert_eq!(s.edge_count(), 0);
+    // A new MAC with another token may now take the address.
+    let a = answer(
+        &mut s,
+        T0 + 96_000_000,
+        2,
+        reg_super("net", mac(2), [10, 0, 0, 1], 2),
+    );
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
+    // And the index follows re-keying and unregistering too: a third MAC is refused while
+    // mac(2) holds the address.
+    let a = answer(
+        &mut s,
+        T0 + 96_000_001,
+        3,
+        reg_super("net", mac(3), [10, 0, 0, 1], 3),
+    );
+    assert!(matches!(a, Some(Message::RegisterSuperNak(_))), "{a:?}");
+}
