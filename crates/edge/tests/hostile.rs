@@ -1,8 +1,11 @@
-//! Every datagram the reference network sent (and truncated, bit-flipped variants) fed to the
+//! Every datagram the reference network sent (as sent and header-decrypted, plus truncated,
+//! bit-flipped variants) fed to the
 //! edge machine as control input never panics it, and it keeps registering.
 
+#[path = "../../proto/tests/support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use n2n_crypto::{RandomSource, Xorshift128Plus};
@@ -10,37 +13,6 @@ use n2n_edge::datapath::SharedStamps;
 use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
 
 use n2n_proto::{Community, Datagram, Desc, IpSubnet, Mac};
-
-fn captured() -> Vec<Vec<u8>> {
-    let dir = std::env::var("N2N_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        });
-    let mut out = Vec::new();
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("vector folder {} is missing: {e}", dir.display()));
-    for entry in entries.flatten() {
-        if entry.path().extension().is_none_or(|x| x != "jsonl") {
-            continue;
-        }
-        for line in std::fs::read_to_string(entry.path())
-            .expect("readable")
-            .lines()
-            .skip(1)
-        {
-            let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
-            let hex = v
-                .get("hdr_plain_hex")
-                .or_else(|| v.get("hex"))
-                .and_then(|h| h.as_str())
-                .expect("hex");
-            out.push(hex::decode(hex).expect("hex"));
-        }
-    }
-    assert!(out.len() > 1500);
-    out
-}
 
 #[test]
 fn the_machine_survives_every_captured_and_mutated_datagram() {
@@ -66,7 +38,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
     let mut rng = Xorshift128Plus::seeded(2);
     let mut now = t0;
     let mut fed = 0;
-    for (i, d) in captured().iter().enumerate() {
+    for (i, d) in support::captured_cached().iter().enumerate() {
         for variant in 0..20 {
             let mut b = d.clone();
             if variant > 0 {

@@ -1,3 +1,6 @@
+// Shared by the test crates of proto, crypto and edge; each uses a part of it.
+#![allow(dead_code)]
+
 //! Shared by the property tests: the captured datagrams and the case count.
 
 use std::path::PathBuf;
