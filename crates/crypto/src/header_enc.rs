@@ -145,20 +145,24 @@ pub fn stamp_at(unix_micros: u64) -> u64 {
 }
 
 /// Issues strictly increasing time stamps (spec §4.2): `max(now, last + 0x10)`, bit 0 clear.
-#[derive(Debug, Default, Clone)]
+/// Lock-free, so every sender of a process (an edge's threads and control path) can share one.
+#[derive(Debug, Default)]
 pub struct StampGenerator {
-    last: u64,
+    last: std::sync::atomic::AtomicU64,
 }
 
 impl StampGenerator {
-    pub fn next(&mut self, unix_micros: u64) -> u64 {
+    pub fn next(&self, unix_micros: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
         let now = stamp_at(unix_micros);
-        self.last = if now > self.last {
-            now
-        } else {
-            self.last + 0x10
-        };
-        self.last
+        let mut cur = self.last.load(Relaxed);
+        loop {
+            let next = if now > cur { now } else { cur + 0x10 };
+            match self.last.compare_exchange_weak(cur, next, Relaxed, Relaxed) {
+                Ok(_) => return next,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 }
 
@@ -265,7 +269,7 @@ mod tests {
 
     #[test]
     fn stamps_increase_and_are_checked() {
-        let mut g = StampGenerator::default();
+        let g = StampGenerator::default();
         let t = 1_700_000_000_000_000;
         let a = g.next(t);
         let b = g.next(t);

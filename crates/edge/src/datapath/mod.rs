@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use n2n_crypto::HeaderKey;
-use n2n_crypto::header_enc::stamp_at;
 use n2n_proto::{Community, Mac};
 
 pub use frame::gratuitous_arp;
@@ -40,28 +39,8 @@ pub trait FrameIo: Send + Sync {
     fn send(&self, frame: &[u8]) -> std::io::Result<usize>;
 }
 
-/// Strictly increasing header time stamps shared by every sender of this process (spec §4.2).
-#[derive(Debug, Default)]
-pub struct SharedStamps {
-    pub last: AtomicU64,
-}
-
-impl SharedStamps {
-    pub fn next(&self, unix_micros: u64) -> u64 {
-        let now = stamp_at(unix_micros);
-        let mut cur = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = if now > cur { now } else { cur + 0x10 };
-            match self
-                .last
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-}
+/// The process-wide header time-stamp generator (spec §4.2), shared by every sender.
+pub use n2n_crypto::StampGenerator as SharedStamps;
 
 /// A peer the data path may send to directly.
 #[derive(Debug, Clone)]

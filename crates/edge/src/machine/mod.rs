@@ -8,7 +8,7 @@ mod peers;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use n2n_crypto::{HeaderKey, RandomSource, SenderStamp};
 use n2n_proto::msg::*;
@@ -303,25 +303,18 @@ impl Edge {
     /// Direct REGISTERs to known peers that have been quiet, so the NAT mappings and the
     /// peer-to-peer state stay alive even when traffic flows one way only.
     fn keepalive(&mut self, now_us: u64) {
-        let due: Vec<(Mac, SocketAddr)> = self
-            .known
-            .iter()
-            .filter(|(_, k)| {
-                now_us >= k.last_register_us + KEEPALIVE_US
-                    && now_us.saturating_sub(k.last_rx()) >= KEEPALIVE_US
-            })
-            .map(|(m, k)| (*m, k.sock))
-            .collect();
-        for (mac, sock) in due {
-            if let Some(k) = self.known.get_mut(&mac) {
-                k.last_register_us = now_us;
-            }
-            self.send_register(mac, sock, cookie::REGULAR, now_us);
-        }
-        for k in self.known.values_mut() {
+        let mut due = Vec::new();
+        for (mac, k) in &mut self.known {
             if now_us >= k.last_register_us + KEEPALIVE_US {
+                // Checked again in KEEPALIVE_US; a REGISTER goes only to peers that were quiet.
                 k.last_register_us = now_us;
+                if now_us.saturating_sub(k.last_rx()) >= KEEPALIVE_US {
+                    due.push((*mac, k.sock));
+                }
             }
+        }
+        for (mac, sock) in due {
+            self.send_register(mac, sock, cookie::REGULAR, now_us);
         }
     }
 
@@ -602,10 +595,6 @@ impl Edge {
         self.known
             .iter()
             .map(|(m, k)| (*m, k.sock, k.last_rx_handle()))
-    }
-
-    pub fn stamp_now(&self) -> u64 {
-        self.stamp_gen.last.load(Ordering::Relaxed)
     }
 }
 
