@@ -4,6 +4,8 @@
 # in the same run (offloads off, MSS clamped to the overlay's, so per-packet costs compare).
 # Prints Mbit/s, the ratio to the baseline and the edges' CPU seconds per GB.
 # Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
+# BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6" pick the runs; BENCH_THREADS=1 adds
+# each edge thread's CPU seconds per GB (sender a, receiver b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
@@ -43,6 +45,8 @@ ip netns exec "${P}inet" sysctl -qw net.ipv4.ip_forward=1
 A_WAN=198.18.1.2; B_WAN=198.18.2.2
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# "side:thread ticks" for every thread of an edge (comm may not contain spaces: ours do not).
+thread_ticks() { for t in /proc/$2/task/*; do awk -v s="$1" '{print s ":" $2, $14 + $15}' "$t/stat"; done; }
 
 # iperf3 from a to $1; prints "Mbit/s bytes"
 run_iperf() {
@@ -59,12 +63,12 @@ printf '%-8s %-9s %10s %8s %12s\n' mode cipher Mbit/s ratio "CPU s/GB"
 
 ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
 PIDS+=($!)
-for mode in p2p relay; do
+for mode in ${BENCH_MODES:-p2p relay}; do
     if [ "$mode" = relay ]; then
         ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
         ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
     fi
-    for cipher in -A1 -A3 -A6; do
+    for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6}; do
         key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
         ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
         EA=$!; PIDS+=($EA)
@@ -75,9 +79,15 @@ for mode in p2p relay; do
             for _ in $(seq 100); do printf 'r 1 edges' | ip netns exec "${P}a" nc -u -w1 127.0.0.1 5644 | grep -q '"mode":"p2p"' && break; done
         fi
         c0=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+        t0=$( { thread_ticks a $EA; thread_ticks b $EB; } )
         read -r MBPS BYTES < <(run_iperf 10.99.0.2)
         c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+        t1=$( { thread_ticks a $EA; thread_ticks b $EB; } )
         python3 -c "import sys; m,base,t,by=map(float,sys.argv[1:]); print('%-8s %-9s %10.0f %8.2f %12.2f' % ('$mode','$cipher',m,m/base,t/100/(by/1e9)))" "$MBPS" "$BASE" "$((c1 - c0))" "$BYTES"
+        if [ -n "${BENCH_THREADS:-}" ]; then
+            join <(sort <<<"$t0") <(sort <<<"$t1") | awk -v by="$BYTES" \
+                '$3 > $2 { printf "    %-14s %6.2f CPU s/GB\n", $1, ($3 - $2) / 100 / (by / 1e9) }'
+        fi
         kill -TERM $EA $EB 2>/dev/null || true
         wait $EA $EB 2>/dev/null || true
     done

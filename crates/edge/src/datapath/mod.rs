@@ -4,9 +4,11 @@
 //! one Ethernet frame per datagram, as n2n.
 
 mod frame;
+pub mod offload;
 mod rx;
 mod sealer;
 mod tx;
+pub mod udp;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,6 +39,10 @@ pub const BUF_LEN: usize = FRAME_AT + MAX_FRAME + n2n_crypto::transform::SUFFIX;
 pub trait FrameIo: Send + Sync {
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize>;
     fn send(&self, frame: &[u8]) -> std::io::Result<usize>;
+    /// Whether reads and writes carry a virtio header (TAP offloads, see [`offload`]).
+    fn vnet_hdr(&self) -> bool {
+        false
+    }
 }
 
 /// The process-wide header time-stamp generator (spec §4.2), shared by every sender.

@@ -11,92 +11,124 @@ use n2n_crypto::{PacketContext, SenderStamp, Transform};
 use n2n_daemon::unix_micros;
 use n2n_proto::msg::compression;
 use n2n_proto::{Datagram, Flags, Mac, Message, MsgType, PKT_VERSION};
+use quinn_udp::UdpSocketState;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
 
 use super::frame::{dst_mac, multicast_blocked, rx_blocked};
+use super::offload::VNET_HDR;
+use super::udp::{GRO_BUF, recv_batch};
 use super::{Counters, Event, HintLimiter, MAX_FRAME, Shared, StampSender};
 use crate::machine::PeerHint;
 
 /// Senders whose PACKET time stamps are tracked (`-H`); the table is cleared when full.
 const MAX_STAMP_SLOTS: usize = 4096;
 
+/// The receive thread's state.
+struct Rx {
+    shared: Arc<Shared>,
+    open: Transform,
+    codec: Codec,
+    events: UnboundedSender<Event>,
+    hints: HintLimiter,
+    stamps: HashMap<StampSender, SenderStamp>,
+    /// Decompressed frames, behind room for the virtio header.
+    frame: Vec<u8>,
+}
+
 /// Receives until the socket fails. `open` is the receiving half of the transform.
 pub fn run_rx(
     shared: Arc<Shared>,
     udp: UdpSocket,
-    mut open: Transform,
-    mut codec: Codec,
+    state: Arc<UdpSocketState>,
+    open: Transform,
+    codec: Codec,
     events: UnboundedSender<Event>,
 ) {
-    let mut buf = vec![0u8; MAX_FRAME + 64];
-    let mut frame = vec![0u8; MAX_FRAME];
-    let mut hints = HintLimiter::default();
-    let mut stamps: HashMap<StampSender, SenderStamp> = HashMap::with_capacity(64);
+    let mut buf = vec![0u8; GRO_BUF];
+    let mut rx = Rx {
+        shared,
+        open,
+        codec,
+        events,
+        hints: HintLimiter::default(),
+        stamps: HashMap::with_capacity(64),
+        frame: vec![0u8; VNET_HDR + MAX_FRAME],
+    };
     loop {
-        let (n, from) = match udp.recv_from(&mut buf) {
+        let (len, stride, from) = match recv_batch(&state, &udp, &mut buf) {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
             Err(e) => {
                 debug!(error = %e, "receive failed; stopping the receive thread");
                 return;
             }
         };
+        for datagram in buf[..len].chunks_mut(stride) {
+            rx.handle(datagram, from);
+        }
+    }
+}
+
+impl Rx {
+    fn drop_one(&self) {
+        Counters::bump(&self.shared.counters.dropped);
+    }
+
+    /// One datagram: control messages go to the machine, PACKETs are opened onto the TAP.
+    fn handle(&mut self, data: &mut [u8], from: SocketAddr) {
         let now = unix_micros();
-        let data = &mut buf[..n];
+        let n = data.len();
+        let shared = Arc::clone(&self.shared);
         let cfg = &shared.cfg;
         let stamp = match &cfg.header_key {
             Some(key) => match key.open(data, &cfg.community, now) {
                 Ok(s) => Some(s),
-                Err(_) => {
-                    Counters::bump(&shared.counters.dropped);
-                    continue;
-                }
+                Err(_) => return self.drop_one(),
             },
             None => {
                 if n < 24 || data[0] != PKT_VERSION {
-                    Counters::bump(&shared.counters.dropped);
-                    continue;
+                    return self.drop_one();
                 }
                 None
             }
         };
         if MsgType::from(data[3] & 0x1f) != MsgType::Packet {
-            let _ = events.send(Event::Control {
+            let _ = self.events.send(Event::Control {
                 from,
                 data: data.to_vec(),
                 stamp,
             });
-            continue;
+            return;
         }
         let Ok((d, _)) = Datagram::decode(data) else {
-            continue;
+            return;
         };
-        let Message::Packet(p) = d.msg else { continue };
+        let Message::Packet(p) = d.msg else { return };
         if d.community.as_bytes() != cfg.community.as_bytes() || p.transform != cfg.transform {
-            Counters::bump(&shared.counters.dropped);
-            continue;
+            return self.drop_one();
         }
         if let Some(s) = stamp {
-            if stamps.len() >= MAX_STAMP_SLOTS {
-                stamps.clear();
+            if self.stamps.len() >= MAX_STAMP_SLOTS {
+                self.stamps.clear();
             }
             let sender = StampSender::of(d.flags.contains(Flags::FROM_SUPERNODE), from, p.src_mac);
-            let slot = stamps
+            let slot = self
+                .stamps
                 .entry(sender)
                 .or_insert_with(|| SenderStamp::new(now));
             if !slot.accept(s, true) {
-                Counters::bump(&shared.counters.dropped);
-                continue;
+                return self.drop_one();
             }
         }
         let snap = shared.snapshot.load();
         let Some(tap) = shared.tap.get() else {
-            continue;
+            return;
         };
         if !snap.registered {
-            continue;
+            return;
         }
         let header_len = p.datagram_header_len();
         let ctx = PacketContext {
@@ -106,38 +138,52 @@ pub fn run_rx(
             compression: p.compression,
             transform: p.transform,
         };
-        let payload = &mut buf[header_len..n];
-        let Ok(range) = open.decrypt(payload, &ctx) else {
-            Counters::bump(&shared.counters.dropped);
-            continue;
+        let Ok(range) = self.open.decrypt(&mut data[header_len..], &ctx) else {
+            return self.drop_one();
         };
-        let plain: &[u8] = if p.compression == compression::NONE {
-            &payload[range]
+        // The frame, with VNET_HDR bytes in front of it that are free to overwrite.
+        let (buf, at, len) = if p.compression == compression::NONE {
+            (data, header_len + range.start, range.len())
         } else {
-            match codec.decompress(p.compression, &payload[range], &mut frame) {
-                Ok(len) => &frame[..len],
-                Err(_) => {
-                    Counters::bump(&shared.counters.dropped);
-                    continue;
-                }
+            let payload = &data[header_len..][range];
+            match self
+                .codec
+                .decompress(p.compression, payload, &mut self.frame[VNET_HDR..])
+            {
+                Ok(len) => (&mut self.frame[..], VNET_HDR, len),
+                Err(_) => return self.drop_one(),
             }
         };
-        if plain.len() < 14
+        let plain = &buf[at..at + len];
+        if len < 14
             || multicast_blocked(&dst_mac(plain), cfg.multicast)
             || rx_blocked(plain, snap.own_ip, cfg.routing)
         {
-            Counters::bump(&shared.counters.dropped);
-            continue;
+            return self.drop_one();
         }
-        if let Err(e) = tap.send(plain) {
+        let write = if tap.vnet_hdr() {
+            buf[at - VNET_HDR..at].fill(0);
+            &buf[at - VNET_HDR..at + len]
+        } else {
+            &buf[at..at + len]
+        };
+        if let Err(e) = tap.send(write) {
             debug!(error = %e, "TAP write failed");
-            continue;
+            return;
         }
         Counters::bump(&shared.counters.transop_rx);
         account(
-            &shared, &snap, &mut hints, &events, p.src_mac, from, d.flags, p.sock, now,
+            &shared,
+            &snap,
+            &mut self.hints,
+            &self.events,
+            p.src_mac,
+            from,
+            d.flags,
+            p.sock,
+            now,
         );
-        trace!(src = %p.src_mac, %from, len = plain.len(), "frame received");
+        trace!(src = %p.src_mac, %from, len, "frame received");
     }
 }
 

@@ -1,4 +1,6 @@
-//! TAP → UDP: one thread, one preallocated buffer, no allocation per frame.
+//! TAP → UDP: one thread and preallocated buffers, no allocation per frame. With TAP offloads
+//! a read is a super-frame that is cut into frames, each sealed in place in its own slot, and
+//! the datagrams leave in GSO batches.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -6,15 +8,18 @@ use std::sync::atomic::Ordering;
 
 use n2n_daemon::unix_micros;
 use n2n_proto::Mac;
+use quinn_udp::UdpSocketState;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
 
 use super::frame::{dst_mac, multicast_blocked, tx_blocked};
+use super::offload::{MAX_READ, MAX_SEGMENTS, Slot, segment};
+use super::udp::GsoBatch;
 use super::{BUF_LEN, Counters, Event, FRAME_AT, FrameIo, HintLimiter, MAX_FRAME, Shared};
 use crate::machine::PeerHint;
 
-/// Seals `frame` (copied into `buf`) and sends it to `to`. Used by the TAP thread and for
-/// frames the edge makes itself (gratuitous ARP).
+/// Seals `frame` (copied into `buf`) and sends it to `to`. Used for frames the edge makes
+/// itself (gratuitous ARP).
 pub fn send_frame(
     shared: &Shared,
     udp: &UdpSocket,
@@ -43,35 +48,83 @@ pub fn send_frame(
     }
 }
 
+/// The send thread's state.
+struct Tx {
+    shared: Arc<Shared>,
+    udp: UdpSocket,
+    state: Arc<UdpSocketState>,
+    events: UnboundedSender<Event>,
+    hints: HintLimiter,
+    slots: Vec<Slot>,
+    lens: Vec<usize>,
+    batch: GsoBatch,
+}
+
 /// Reads frames from the TAP until it fails.
 pub fn run_tx(
     shared: Arc<Shared>,
     tap: Arc<dyn FrameIo>,
     udp: UdpSocket,
+    state: Arc<UdpSocketState>,
     events: UnboundedSender<Event>,
 ) {
-    let mut buf = Box::new([0u8; BUF_LEN]);
-    let mut hints = HintLimiter::default();
+    let vnet = tap.vnet_hdr();
+    let mut tx = Tx {
+        shared,
+        udp,
+        state,
+        events,
+        hints: HintLimiter::default(),
+        slots: (0..if vnet { MAX_SEGMENTS } else { 1 })
+            .map(|_| Slot::default())
+            .collect(),
+        lens: vec![0; MAX_SEGMENTS],
+        batch: GsoBatch::default(),
+    };
+    let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];
     loop {
-        let len = match tap.recv(&mut buf[FRAME_AT..FRAME_AT + MAX_FRAME]) {
-            Ok(n) => n,
+        let got = if vnet {
+            tap.recv(&mut read)
+                .map(|n| segment(&mut read[..n], &mut tx.slots, &mut tx.lens))
+        } else {
+            tap.recv(&mut tx.slots[0].0[FRAME_AT..FRAME_AT + MAX_FRAME])
+                .map(|n| {
+                    tx.lens[0] = n;
+                    Ok(1)
+                })
+        };
+        match got {
+            Ok(Ok(count)) => tx.send(count),
+            Ok(Err(e)) => {
+                trace!(error = %e, "TAP read dropped");
+                Counters::bump(&tx.shared.counters.dropped);
+            }
             Err(e) => {
                 debug!(error = %e, "TAP read failed; stopping the send thread");
                 return;
             }
-        };
-        if len < 14 {
-            continue;
+        }
+    }
+}
+
+impl Tx {
+    /// Seals and sends the `count` frames now in the slots; they share one Ethernet header.
+    fn send(&mut self, count: usize) {
+        let shared = &*self.shared;
+        let c = &shared.counters;
+        let frame = &self.slots[0].0[FRAME_AT..FRAME_AT + self.lens[0]];
+        if self.lens[0] < 14 {
+            Counters::bump(&c.dropped);
+            return;
         }
         let snap = shared.snapshot.load();
-        let frame = &buf[FRAME_AT..FRAME_AT + len];
         let dst = dst_mac(frame);
         if !snap.registered
             || multicast_blocked(&dst, shared.cfg.multicast)
             || tx_blocked(frame, snap.own_ip, shared.cfg.routing)
         {
-            Counters::bump(&shared.counters.dropped);
-            continue;
+            c.dropped.fetch_add(count as u64, Ordering::Relaxed);
+            return;
         }
         let now = unix_micros();
         let direct = if dst.is_multi_or_broadcast() {
@@ -85,22 +138,36 @@ pub fn run_tx(
                     Some(r.sock)
                 }
                 _ => {
-                    if hints.allow(dst, now) {
-                        let _ = events.send(Event::Hint(PeerHint::Need(dst)));
+                    if self.hints.allow(dst, now) {
+                        let _ = self.events.send(Event::Hint(PeerHint::Need(dst)));
                     }
                     None
                 }
             }
         };
         let to = direct.unwrap_or(snap.supernode);
-        if send_frame(&shared, &udp, &mut buf, len, dst, to) {
-            let c = &shared.counters;
-            match direct {
-                Some(_) => Counters::bump(&c.p2p_tx),
-                None if dst.is_multi_or_broadcast() => Counters::bump(&c.super_broadcast_tx),
-                None => Counters::bump(&c.super_tx),
+        let mut sent = 0u64;
+        let mut lost = 0usize;
+        if let Ok(mut sealer) = shared.sealer.lock() {
+            for (slot, &len) in self.slots.iter_mut().zip(&self.lens).take(count) {
+                let Some(r) = sealer.seal(&shared.cfg, &shared.stamps, &mut slot.0, len, dst, now)
+                else {
+                    continue;
+                };
+                lost += self.batch.push(&self.state, &self.udp, to, &slot.0[r]);
+                sent += 1;
             }
-            trace!(%dst, %to, len, "frame sent");
         }
+        lost += self.batch.flush(&self.state, &self.udp);
+        let ok = sent.saturating_sub(lost as u64);
+        c.transop_tx.fetch_add(ok, Ordering::Relaxed);
+        c.dropped.fetch_add(count as u64 - ok, Ordering::Relaxed);
+        let kind = match direct {
+            Some(_) => &c.p2p_tx,
+            None if dst.is_multi_or_broadcast() => &c.super_broadcast_tx,
+            None => &c.super_tx,
+        };
+        kind.fetch_add(ok, Ordering::Relaxed);
+        trace!(%dst, %to, count, "frames sent");
     }
 }

@@ -65,6 +65,11 @@ fn udp_socket(cfg: &EdgeConfig) -> Result<UdpSocket, RuntimeError> {
     Ok(s.into())
 }
 
+/// TAP and UDP offloads are on unless N2N_RS_OFFLOAD=0 (for comparisons and odd kernels).
+fn offload_wanted() -> bool {
+    std::env::var_os("N2N_RS_OFFLOAD").is_none_or(|v| v != "0")
+}
+
 /// The sending and the receiving half of the configured transform.
 fn transforms(cfg: &EdgeConfig, mac: Mac) -> Result<(Transform, Transform), RuntimeError> {
     let key = cfg.key.as_deref().map(str::as_bytes);
@@ -92,6 +97,14 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     mac[0] = (mac[0] & 0xfe) | 0x02;
     let mac = Mac(mac);
     let udp = udp_socket(&cfg)?;
+    let udp_state = Arc::new(
+        datapath::udp::offload_state(&udp, cfg.pmtu_discovery).map_err(|source| {
+            RuntimeError::Socket {
+                addr: cfg.local,
+                source,
+            }
+        })?,
+    );
     let mgmt_sock = std::net::UdpSocket::bind(("127.0.0.1", cfg.mgmt_port)).map_err(|source| {
         RuntimeError::Management {
             port: cfg.mgmt_port,
@@ -150,16 +163,22 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     };
     let (events_tx, events_rx) = unbounded_channel();
     {
-        let (shared, udp, events) = (Arc::clone(&shared), udp.try_clone()?, events_tx.clone());
+        let (shared, udp, state, events) = (
+            Arc::clone(&shared),
+            udp.try_clone()?,
+            Arc::clone(&udp_state),
+            events_tx.clone(),
+        );
         let codec = codec()?;
         std::thread::Builder::new()
             .name("n2n-rx".into())
-            .spawn(move || datapath::run_rx(shared, udp, open, codec, events))?;
+            .spawn(move || datapath::run_rx(shared, udp, state, open, codec, events))?;
     }
     let mut shell = Shell {
         cfg,
         shared,
         udp,
+        udp_state,
         events_tx,
         log,
         tx_started: false,
@@ -185,6 +204,7 @@ struct Shell {
     cfg: EdgeConfig,
     shared: Arc<Shared>,
     udp: UdpSocket,
+    udp_state: Arc<quinn_udp::UdpSocketState>,
     events_tx: tokio::sync::mpsc::UnboundedSender<Event>,
     log: Option<LogHandle>,
     tx_started: bool,
@@ -194,26 +214,31 @@ struct Shell {
 impl Shell {
     /// Creates the TAP, starts the send thread and drops privileges (spec §7.1 steps 4–5).
     fn bring_up_tap(&mut self, addr: IpSubnet) -> Result<(), RuntimeError> {
-        let tap =
-            Tap::create(&self.cfg.device, self.mac, addr, self.cfg.mtu).map_err(|source| {
-                RuntimeError::Tap {
-                    name: self.cfg.device.clone(),
-                    source,
-                }
-            })?;
+        let tap = Tap::create(
+            &self.cfg.device,
+            self.mac,
+            addr,
+            self.cfg.mtu,
+            offload_wanted(),
+        )
+        .map_err(|source| RuntimeError::Tap {
+            name: self.cfg.device.clone(),
+            source,
+        })?;
         info!(device = %self.cfg.device, address = %addr, mtu = self.cfg.mtu, "TAP device up");
         let tap: Arc<dyn FrameIo> = tap;
         let _ = self.shared.tap.set(Arc::clone(&tap));
         if !self.tx_started {
             self.tx_started = true;
-            let (shared, udp, events) = (
+            let (shared, udp, state, events) = (
                 Arc::clone(&self.shared),
                 self.udp.try_clone()?,
+                Arc::clone(&self.udp_state),
                 self.events_tx.clone(),
             );
             std::thread::Builder::new()
                 .name("n2n-tx".into())
-                .spawn(move || datapath::run_tx(shared, tap, udp, events))?;
+                .spawn(move || datapath::run_tx(shared, tap, udp, state, events))?;
         }
         drop_privileges(&self.cfg);
         Ok(())

@@ -8,7 +8,10 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 use crate::datapath::FrameIo;
 
 /// An open TAP device; closing it (dropping) removes the interface.
-pub struct Tap(SyncDevice);
+pub struct Tap {
+    dev: SyncDevice,
+    vnet_hdr: bool,
+}
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -17,25 +20,48 @@ impl std::fmt::Debug for Tap {
 }
 
 impl Tap {
-    pub fn create(name: &str, mac: Mac, addr: IpSubnet, mtu: u16) -> std::io::Result<Arc<Tap>> {
-        let dev = DeviceBuilder::new()
-            .name(name)
-            .layer(Layer::L2)
-            .mac_addr(mac.0)
-            .mtu(mtu)
-            .ipv4(addr.addr, addr.prefix, None)
-            .build_sync()?;
+    /// With `offload`, asks for TSO/USO super-frames and checksum offload (vnet_hdr); a
+    /// kernel that refuses gets a plain TAP.
+    pub fn create(
+        name: &str,
+        mac: Mac,
+        addr: IpSubnet,
+        mtu: u16,
+        offload: bool,
+    ) -> std::io::Result<Arc<Tap>> {
+        let build = |offload| {
+            DeviceBuilder::new()
+                .name(name)
+                .layer(Layer::L2)
+                .mac_addr(mac.0)
+                .mtu(mtu)
+                .ipv4(addr.addr, addr.prefix, None)
+                .offload(offload)
+                .build_sync()
+        };
+        let (dev, vnet_hdr) = match build(offload) {
+            Ok(dev) => (dev, offload),
+            Err(e) if offload => {
+                tracing::info!(error = %e, "TAP offloads unavailable; one frame per read");
+                (build(false)?, false)
+            }
+            Err(e) => return Err(e),
+        };
         dev.enabled(true)?;
-        Ok(Arc::new(Tap(dev)))
+        Ok(Arc::new(Tap { dev, vnet_hdr }))
     }
 }
 
 impl FrameIo for Tap {
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.recv(buf)
+        self.dev.recv(buf)
     }
 
     fn send(&self, frame: &[u8]) -> std::io::Result<usize> {
-        self.0.send(frame)
+        self.dev.send(frame)
+    }
+
+    fn vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 }

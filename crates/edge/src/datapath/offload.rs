@@ -1,0 +1,281 @@
+//! TAP offloads (IFF_VNET_HDR, data-path.md §3): the kernel hands the edge TCP and UDP
+//! super-frames of up to 64 KiB behind a virtio header. They are cut here into ordinary
+//! MTU-sized Ethernet frames, because on the wire it stays one frame per datagram, as n2n.
+//! Frames with a partial checksum are completed. Frames written back carry a zero header.
+
+use tun_rs::{VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VirtioNetHdr};
+
+use super::{BUF_LEN, FRAME_AT, MAX_FRAME};
+
+/// Length of the virtio header in front of every TAP read and write when offloads are on.
+pub const VNET_HDR: usize = VIRTIO_NET_HDR_LEN;
+/// Largest TAP read with offloads on: the header and a 64 KiB super-frame.
+pub const MAX_READ: usize = VNET_HDR + 65_536 + 14;
+/// Segments one super-frame may be cut into (64 KiB at MSS ≥ 512).
+pub const MAX_SEGMENTS: usize = 128;
+
+const NEEDS_CSUM: u8 = 1;
+const GSO_NONE: u8 = 0;
+const GSO_ECN: u8 = 0x80;
+const ETH: usize = 14;
+
+/// Why a TAP read was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    #[error("shorter than its headers")]
+    Short,
+    #[error("checksum offsets out of range")]
+    Checksum,
+    #[error("super-frame is not IPv4 or IPv6")]
+    NotIp,
+    #[error("bad transport header")]
+    Transport,
+    #[error("cannot be segmented")]
+    Split,
+}
+
+/// One preallocated transmit buffer: headroom, frame, tailroom (see [`BUF_LEN`]).
+pub struct Slot(pub Box<[u8; BUF_LEN]>);
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot(Box::new([0u8; BUF_LEN]))
+    }
+}
+
+impl AsRef<[u8]> for Slot {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[..]
+    }
+}
+
+impl AsMut<[u8]> for Slot {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0[..]
+    }
+}
+
+/// Turns one TAP read (virtio header + frame) into frames at `slots[i][FRAME_AT..][..lens[i]]`.
+/// Returns how many.
+pub fn segment(
+    read: &mut [u8],
+    slots: &mut [Slot],
+    lens: &mut [usize],
+) -> Result<usize, OffloadError> {
+    if read.len() < VNET_HDR + ETH || slots.is_empty() || lens.len() < slots.len() {
+        return Err(OffloadError::Short);
+    }
+    let mut hdr = VirtioNetHdr::decode(read).map_err(|_| OffloadError::Short)?;
+    let frame = &mut read[VNET_HDR..];
+    if hdr.gso_type == GSO_NONE {
+        if hdr.flags & NEEDS_CSUM != 0 {
+            complete_checksum(frame, hdr.csum_start.into(), hdr.csum_offset.into())?;
+        }
+        let n = frame.len();
+        if n > MAX_FRAME {
+            return Err(OffloadError::Split);
+        }
+        slots[0].0[FRAME_AT..FRAME_AT + n].copy_from_slice(frame);
+        lens[0] = n;
+        return Ok(1);
+    }
+    let is_v6 = match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0800 => false,
+        0x86dd => true,
+        _ => return Err(OffloadError::NotIp),
+    };
+    let (eth, l3) = frame.split_at_mut(ETH);
+    let csum_start = usize::from(hdr.csum_start)
+        .checked_sub(ETH)
+        .ok_or(OffloadError::Checksum)?;
+    // The kernel's hdr_len may cover the whole first segment: take it from the transport header.
+    let transport = if hdr.gso_type & !GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4 {
+        8
+    } else {
+        let off = *l3.get(csum_start + 12).ok_or(OffloadError::Transport)?;
+        usize::from(off >> 4) * 4
+    };
+    if !(8..=60).contains(&transport) || l3.len() < csum_start + transport {
+        return Err(OffloadError::Transport);
+    }
+    hdr.csum_start = csum_start as u16;
+    hdr.hdr_len = (csum_start + transport) as u16;
+    let n = tun_rs::gso_split(l3, hdr, slots, lens, FRAME_AT + ETH, is_v6)
+        .map_err(|_| OffloadError::Split)?;
+    for (slot, len) in slots.iter_mut().zip(lens.iter_mut()).take(n) {
+        *len += ETH;
+        if *len > MAX_FRAME {
+            return Err(OffloadError::Split);
+        }
+        slot.0[FRAME_AT..FRAME_AT + ETH].copy_from_slice(eth);
+    }
+    Ok(n)
+}
+
+/// Fills in a checksum the kernel left partial: the one's-complement sum from `start` to the
+/// end, seeded with the pseudo-header sum already in the field.
+pub fn complete_checksum(
+    frame: &mut [u8],
+    start: usize,
+    offset: usize,
+) -> Result<(), OffloadError> {
+    let at = start + offset;
+    if at + 2 > frame.len() {
+        return Err(OffloadError::Checksum);
+    }
+    let seed = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    frame[at..at + 2].fill(0);
+    let sum = ones_complement_sum(&frame[start..], u64::from(seed));
+    frame[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+    Ok(())
+}
+
+fn ones_complement_sum(data: &[u8], seed: u64) -> u16 {
+    let mut sum = seed;
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots() -> (Vec<Slot>, Vec<usize>) {
+        (
+            (0..MAX_SEGMENTS).map(|_| Slot::default()).collect(),
+            vec![0; MAX_SEGMENTS],
+        )
+    }
+
+    /// Ethernet + IPv4 + TCP with `payload` bytes, checksums as the kernel leaves them for TSO.
+    fn tcp_super_frame(payload: usize, mss: u16) -> Vec<u8> {
+        let mut f = vec![0u8; VNET_HDR];
+        let hdr = VirtioNetHdr {
+            flags: NEEDS_CSUM,
+            gso_type: tun_rs::VIRTIO_NET_HDR_GSO_TCPV4,
+            hdr_len: 14 + 20 + 20,
+            gso_size: mss,
+            csum_start: 14 + 20,
+            csum_offset: 16,
+        };
+        hdr.encode(&mut f).expect("10 bytes");
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let total = (20 + 20 + payload) as u16;
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        f.extend_from_slice(&ip);
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&5001u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        f.extend_from_slice(&tcp);
+        f.extend((0..payload).map(|i| (i * 7) as u8));
+        f
+    }
+
+    fn tcp_checksum_ok(frame: &[u8]) -> bool {
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 15) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let seg = &ip[ihl..total];
+        let mut pseudo = 0u64;
+        for w in ip[12..20].chunks(2) {
+            pseudo += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        pseudo += 6 + seg.len() as u64;
+        ones_complement_sum(seg, pseudo) == 0xffff && ones_complement_sum(&ip[..ihl], 0) == 0xffff
+    }
+
+    #[test]
+    fn super_frame_becomes_mss_sized_frames_with_valid_checksums() {
+        let mut read = tcp_super_frame(5000, 1200);
+        let (mut slots, mut lens) = slots();
+        let n = segment(&mut read, &mut slots, &mut lens).expect("segments");
+        assert_eq!(n, 5);
+        let mut seq = 1000u32;
+        let mut payload = Vec::new();
+        for i in 0..n {
+            let f = &slots[i].0[FRAME_AT..FRAME_AT + lens[i]];
+            assert_eq!(&f[..14], &read[VNET_HDR..VNET_HDR + 14]);
+            assert!(tcp_checksum_ok(f), "segment {i}");
+            assert_eq!(
+                u32::from_be_bytes(f[38..42].try_into().expect("4 bytes")),
+                seq
+            );
+            let data = &f[54..];
+            seq += data.len() as u32;
+            payload.extend_from_slice(data);
+            // PSH only on the last segment.
+            assert_eq!(f[47] & 0x08 != 0, i == n - 1);
+        }
+        assert_eq!(lens[..4], [14 + 40 + 1200; 4]);
+        assert_eq!(payload, read[VNET_HDR + 54..]);
+    }
+
+    #[test]
+    fn partial_checksum_of_a_single_frame_is_completed() {
+        let mut read = tcp_super_frame(300, 1200);
+        read[1] = GSO_NONE;
+        // What the kernel leaves: the pseudo-header sum, not folded into the data.
+        let ip = &read[VNET_HDR + 14..];
+        let mut pseudo = 0u64;
+        for w in ip[12..20].chunks(2) {
+            pseudo += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        let pseudo = ones_complement_sum(&[], pseudo + 6 + 320);
+        let at = VNET_HDR + 14 + 20 + 16;
+        read[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+        let ip_sum = !ones_complement_sum(&read[VNET_HDR + 14..VNET_HDR + 34], 0);
+        read[VNET_HDR + 24..VNET_HDR + 26].copy_from_slice(&ip_sum.to_be_bytes());
+        let (mut slots, mut lens) = slots();
+        assert_eq!(segment(&mut read, &mut slots, &mut lens), Ok(1));
+        assert!(tcp_checksum_ok(&slots[0].0[FRAME_AT..FRAME_AT + lens[0]]));
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_without_panic() {
+        let (mut slots, mut lens) = slots();
+        let base = tcp_super_frame(3000, 1000);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut read = base.clone();
+            for _ in 0..4 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let at = (rng as usize) % (VNET_HDR + 60);
+                read[at] = (rng >> 32) as u8;
+            }
+            let cut = (rng >> 40) as usize % read.len();
+            let _ = segment(&mut read[..cut.max(1)], &mut slots, &mut lens);
+            let _ = segment(&mut read, &mut slots, &mut lens);
+        }
+        let mut tiny = tcp_super_frame(3000, 1);
+        assert_eq!(
+            segment(&mut tiny, &mut slots, &mut lens),
+            Err(OffloadError::Split)
+        );
+    }
+}
