@@ -3,7 +3,9 @@
 //! work in preallocated buffers with headroom, and seal and open in place. On the wire it is
 //! one Ethernet frame per datagram, as n2n.
 
+mod checksum;
 mod frame;
+pub mod gro;
 pub mod offload;
 mod rx;
 mod sealer;

@@ -5,7 +5,7 @@
 
 use tun_rs::{VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VirtioNetHdr};
 
-use super::{BUF_LEN, FRAME_AT, MAX_FRAME};
+use super::{BUF_LEN, FRAME_AT, MAX_FRAME, checksum};
 
 /// Length of the virtio header in front of every TAP read and write when offloads are on.
 pub const VNET_HDR: usize = VIRTIO_NET_HDR_LEN;
@@ -131,28 +131,13 @@ pub fn complete_checksum(
     }
     let seed = u16::from_be_bytes([frame[at], frame[at + 1]]);
     frame[at..at + 2].fill(0);
-    let sum = ones_complement_sum(&frame[start..], u64::from(seed));
+    let sum = checksum::sum(&frame[start..], u64::from(seed));
     frame[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
     Ok(())
 }
 
-fn ones_complement_sum(data: &[u8], seed: u64) -> u16 {
-    let mut sum = seed;
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn slots() -> (Vec<Slot>, Vec<usize>) {
@@ -163,7 +148,7 @@ mod tests {
     }
 
     /// Ethernet + IPv4 + TCP with `payload` bytes, checksums as the kernel leaves them for TSO.
-    fn tcp_super_frame(payload: usize, mss: u16) -> Vec<u8> {
+    pub(crate) fn tcp_super_frame(payload: usize, mss: u16) -> Vec<u8> {
         let mut f = vec![0u8; VNET_HDR];
         let hdr = VirtioNetHdr {
             flags: NEEDS_CSUM,
@@ -179,6 +164,7 @@ mod tests {
         let mut ip = [0u8; 20];
         ip[0] = 0x45;
         ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[6] = 0x40; // DF, as TCP sends
         ip[8] = 64;
         ip[9] = 6;
         ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
@@ -205,7 +191,7 @@ mod tests {
             pseudo += u64::from(u16::from_be_bytes([w[0], w[1]]));
         }
         pseudo += 6 + seg.len() as u64;
-        ones_complement_sum(seg, pseudo) == 0xffff && ones_complement_sum(&ip[..ihl], 0) == 0xffff
+        checksum::sum(seg, pseudo) == 0xffff && checksum::sum(&ip[..ihl], 0) == 0xffff
     }
 
     #[test]
@@ -244,10 +230,10 @@ mod tests {
         for w in ip[12..20].chunks(2) {
             pseudo += u64::from(u16::from_be_bytes([w[0], w[1]]));
         }
-        let pseudo = ones_complement_sum(&[], pseudo + 6 + 320);
+        let pseudo = checksum::sum(&[], pseudo + 6 + 320);
         let at = VNET_HDR + 14 + 20 + 16;
         read[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
-        let ip_sum = !ones_complement_sum(&read[VNET_HDR + 14..VNET_HDR + 34], 0);
+        let ip_sum = !checksum::sum(&read[VNET_HDR + 14..VNET_HDR + 34], 0);
         read[VNET_HDR + 24..VNET_HDR + 26].copy_from_slice(&ip_sum.to_be_bytes());
         let (mut slots, mut lens) = slots();
         assert_eq!(segment(&mut read, &mut slots, &mut lens), Ok(1));

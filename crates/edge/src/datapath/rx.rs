@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
 
 use super::frame::{dst_mac, multicast_blocked, rx_blocked};
+use super::gro::Coalescer;
 use super::offload::VNET_HDR;
 use super::udp::{GRO_BUF, recv_batch};
 use super::{Counters, Event, HintLimiter, MAX_FRAME, Shared, StampSender};
@@ -34,6 +35,8 @@ struct Rx {
     stamps: HashMap<StampSender, SenderStamp>,
     /// Decompressed frames, behind room for the virtio header.
     frame: Vec<u8>,
+    /// Joins the TCP segments of one receive batch (TAP offloads only).
+    gro: Coalescer,
 }
 
 /// Receives until the socket fails. `open` is the receiving half of the transform.
@@ -54,6 +57,7 @@ pub fn run_rx(
         hints: HintLimiter::default(),
         stamps: HashMap::with_capacity(64),
         frame: vec![0u8; VNET_HDR + MAX_FRAME],
+        gro: Coalescer::default(),
     };
     loop {
         let (len, stride, from) = match recv_batch(&state, &udp, &mut buf) {
@@ -68,6 +72,11 @@ pub fn run_rx(
         };
         for datagram in buf[..len].chunks_mut(stride) {
             rx.handle(datagram, from);
+        }
+        if let Some(tap) = rx.shared.tap.get()
+            && let Err(e) = rx.gro.flush(&**tap)
+        {
+            debug!(error = %e, "TAP write failed");
         }
     }
 }
@@ -161,13 +170,12 @@ impl Rx {
         {
             return self.drop_one();
         }
-        let write = if tap.vnet_hdr() {
-            buf[at - VNET_HDR..at].fill(0);
-            &buf[at - VNET_HDR..at + len]
+        let written = if tap.vnet_hdr() {
+            self.gro.write(&**tap, buf, at, len)
         } else {
-            &buf[at..at + len]
+            tap.send(plain).map(drop)
         };
-        if let Err(e) = tap.send(write) {
+        if let Err(e) = written {
             debug!(error = %e, "TAP write failed");
             return;
         }

@@ -1,0 +1,304 @@
+//! TAP-side GRO (data-path.md §4–5): consecutive TCP/IPv4 segments of one flow that arrive in
+//! one receive batch are joined into one super-frame and written to the TAP once, so the
+//! kernel's TCP stack runs once per batch instead of once per frame (and acknowledges less).
+//! Everything else is written frame by frame, in order.
+
+use std::io;
+
+use tun_rs::{VIRTIO_NET_HDR_GSO_TCPV4, VirtioNetHdr};
+
+use super::offload::VNET_HDR;
+use super::{FrameIo, checksum};
+
+const ETH: usize = 14;
+const IP: usize = 20;
+/// Largest super-frame: an IPv4 packet of 64 KiB − 1 behind its Ethernet header.
+const MAX_SUPER: usize = ETH + 65_535;
+const TCP_ACK: u8 = 0x10;
+const TCP_PSH: u8 = 0x08;
+const NEEDS_CSUM: u8 = 1;
+
+/// A TCP segment that may be joined to others.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// Ethernet + IP + TCP header bytes.
+    hdr_len: usize,
+    payload: usize,
+    seq: u32,
+    psh: bool,
+}
+
+/// Parses `frame` as a plain TCP/IPv4 data segment with valid checksums (the super-frame's
+/// checksum is recomputed by the kernel, so a bad segment must not get in).
+fn segment(frame: &[u8]) -> Option<Segment> {
+    if frame.len() < ETH + IP + 20 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[ETH..];
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    // Header without options; DF set, not a fragment; TCP; no Ethernet padding.
+    if ip[0] != 0x45 || ip[6] != 0x40 || ip[7] != 0 || ip[9] != 6 || ETH + total != frame.len() {
+        return None;
+    }
+    let tcp = &ip[IP..total];
+    let th = usize::from(tcp[12] >> 4) * 4;
+    let flags = tcp[13];
+    if th < 20 || th >= tcp.len() || flags & !TCP_PSH != TCP_ACK {
+        return None;
+    }
+    let pseudo = checksum::pseudo_v4(&ip[12..20], 6, tcp.len());
+    if checksum::sum(&ip[..IP], 0) != 0xffff || checksum::sum(tcp, pseudo) != 0xffff {
+        return None;
+    }
+    Some(Segment {
+        hdr_len: ETH + IP + th,
+        payload: tcp.len() - th,
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        psh: flags & TCP_PSH != 0,
+    })
+}
+
+/// Joins segments into one buffer and writes super-frames with a virtio header.
+pub struct Coalescer {
+    /// `[virtio header][frame]`.
+    buf: Box<[u8]>,
+    /// Frame bytes in `buf` after the header; 0 when empty.
+    len: usize,
+    first: Segment,
+    segments: usize,
+    next_seq: u32,
+    /// The last segment joined was shorter than the first: nothing may follow it.
+    closed: bool,
+    /// Super-frames written and segments in them (for tests and diagnostics).
+    pub written: (u64, u64),
+}
+
+impl std::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Coalescer({} segments)", self.segments)
+    }
+}
+
+impl Default for Coalescer {
+    fn default() -> Self {
+        Coalescer {
+            buf: vec![0u8; VNET_HDR + MAX_SUPER].into_boxed_slice(),
+            len: 0,
+            first: Segment {
+                hdr_len: 0,
+                payload: 0,
+                seq: 0,
+                psh: false,
+            },
+            segments: 0,
+            next_seq: 0,
+            closed: false,
+            written: (0, 0),
+        }
+    }
+}
+
+impl Coalescer {
+    /// Writes the frame `buf[at..at + len]`, joining it to the pending super-frame if it
+    /// continues it. `buf[at - VNET_HDR..at]` must be free to overwrite.
+    pub fn write(
+        &mut self,
+        tap: &dyn FrameIo,
+        buf: &mut [u8],
+        at: usize,
+        len: usize,
+    ) -> io::Result<()> {
+        let frame = &buf[at..at + len];
+        let Some(seg) = segment(frame) else {
+            self.flush(tap)?;
+            buf[at - VNET_HDR..at].fill(0);
+            return tap.send(&buf[at - VNET_HDR..at + len]).map(drop);
+        };
+        if self.joins(frame, &seg) {
+            let end = VNET_HDR + self.len;
+            self.buf[end..end + seg.payload].copy_from_slice(&frame[seg.hdr_len..]);
+            self.len += seg.payload;
+            self.segments += 1;
+            self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
+            self.closed = seg.payload < self.first.payload;
+            if seg.psh {
+                self.buf[VNET_HDR + ETH + IP + 13] |= TCP_PSH;
+            }
+        } else {
+            self.flush(tap)?;
+            self.buf[VNET_HDR..VNET_HDR + len].copy_from_slice(frame);
+            self.len = len;
+            self.first = seg;
+            self.segments = 1;
+            self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
+            self.closed = false;
+        }
+        if seg.psh {
+            // The sender wants it delivered now.
+            self.flush(tap)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `frame` continues the pending super-frame: same Ethernet header, same flow,
+    /// IP and TCP fields and options, the next sequence number, at most the first's size.
+    fn joins(&self, frame: &[u8], seg: &Segment) -> bool {
+        if self.segments == 0 || self.closed || seg.hdr_len != self.first.hdr_len {
+            return false;
+        }
+        let head = &self.buf[VNET_HDR..VNET_HDR + self.first.hdr_len];
+        let (ip, tcp) = (ETH, ETH + IP);
+        seg.seq == self.next_seq
+            && seg.payload <= self.first.payload
+            && self.len + seg.payload <= MAX_SUPER
+            && head[..ETH] == frame[..ETH]
+            // TOS; DF; TTL and protocol; addresses.
+            && head[ip + 1] == frame[ip + 1]
+            && head[ip + 6] == frame[ip + 6]
+            && head[ip + 8..ip + 10] == frame[ip + 8..ip + 10]
+            && head[ip + 12..ip + 20] == frame[ip + 12..ip + 20]
+            // Ports; acknowledgement; data offset; window; options.
+            && head[tcp..tcp + 4] == frame[tcp..tcp + 4]
+            && head[tcp + 8..tcp + 13] == frame[tcp + 8..tcp + 13]
+            && head[tcp + 14..tcp + 16] == frame[tcp + 14..tcp + 16]
+            && head[tcp + 20..] == frame[tcp + 20..seg.hdr_len]
+    }
+
+    /// Writes what is pending: a single segment as it came, several as one super-frame.
+    pub fn flush(&mut self, tap: &dyn FrameIo) -> io::Result<()> {
+        if self.segments == 0 {
+            return Ok(());
+        }
+        let segments = std::mem::take(&mut self.segments);
+        let len = std::mem::take(&mut self.len);
+        if segments == 1 {
+            self.buf[..VNET_HDR].fill(0);
+        } else {
+            let f = &mut self.buf[VNET_HDR..VNET_HDR + len];
+            let ip_len = (len - ETH) as u16;
+            f[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
+            f[ETH + 10..ETH + 12].fill(0);
+            let ip_sum = !checksum::sum(&f[ETH..ETH + IP], 0);
+            f[ETH + 10..ETH + 12].copy_from_slice(&ip_sum.to_be_bytes());
+            // A partial checksum: the kernel adds the segment's sum to this pseudo-header sum.
+            let pseudo = checksum::sum(
+                &[],
+                checksum::pseudo_v4(&f[ETH + 12..ETH + 20], 6, len - ETH - IP),
+            );
+            f[ETH + IP + 16..ETH + IP + 18].copy_from_slice(&pseudo.to_be_bytes());
+            let hdr = VirtioNetHdr {
+                flags: NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                hdr_len: self.first.hdr_len as u16,
+                gso_size: self.first.payload as u16,
+                csum_start: (ETH + IP) as u16,
+                csum_offset: 16,
+            };
+            hdr.encode(&mut self.buf[..VNET_HDR])?;
+        }
+        self.written.0 += 1;
+        self.written.1 += segments as u64;
+        tap.send(&self.buf[..VNET_HDR + len]).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::datapath::FRAME_AT;
+    use crate::datapath::offload::tests::tcp_super_frame;
+    use crate::datapath::offload::{MAX_SEGMENTS, Slot, segment as split};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Vec<u8>>>);
+
+    impl FrameIo for Recorder {
+        fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn send(&self, frame: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").push(frame.to_vec());
+            Ok(frame.len())
+        }
+        fn vnet_hdr(&self) -> bool {
+            true
+        }
+    }
+
+    /// The frames a TAP read of `read` (virtio header + frame) stands for.
+    fn frames_of(read: &[u8]) -> Vec<Vec<u8>> {
+        let mut slots: Vec<Slot> = (0..MAX_SEGMENTS).map(|_| Slot::default()).collect();
+        let mut lens = vec![0; MAX_SEGMENTS];
+        let mut read = read.to_vec();
+        let n = split(&mut read, &mut slots, &mut lens).expect("valid super-frame");
+        (0..n)
+            .map(|i| slots[i].0[FRAME_AT..FRAME_AT + lens[i]].to_vec())
+            .collect()
+    }
+
+    /// Feeds `frames` through a coalescer the way the receive thread does.
+    fn coalesce(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, (u64, u64)) {
+        let tap = Recorder::default();
+        let mut c = Coalescer::default();
+        for f in frames {
+            let mut buf = vec![0u8; VNET_HDR + f.len()];
+            buf[VNET_HDR..].copy_from_slice(f);
+            c.write(&tap, &mut buf, VNET_HDR, f.len()).expect("write");
+        }
+        c.flush(&tap).expect("flush");
+        (tap.0.into_inner().expect("lock"), c.written)
+    }
+
+    #[test]
+    fn a_flow_becomes_one_super_frame_that_splits_back_into_the_same_frames() {
+        let frames = frames_of(&tcp_super_frame(20_000, 1200));
+        assert_eq!(frames.len(), 17);
+        let (written, counts) = coalesce(&frames);
+        assert_eq!(written.len(), 1);
+        assert_eq!(counts, (1, 17));
+        assert_eq!(frames_of(&written[0]), frames);
+    }
+
+    #[test]
+    fn gaps_bad_checksums_and_other_traffic_are_written_apart_in_order() {
+        let frames = frames_of(&tcp_super_frame(6000, 1000));
+        let mut corrupt = frames[3].clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let arp = vec![0xffu8; 42];
+        // 0,1 | arp | 2 | corrupt 3 | 5 (gap: 4 missing)
+        let input = vec![
+            frames[0].clone(),
+            frames[1].clone(),
+            arp.clone(),
+            frames[2].clone(),
+            corrupt.clone(),
+            frames[5].clone(),
+        ];
+        let (written, counts) = coalesce(&input);
+        // [0 1] [2] [5] pass the coalescer; the ARP frame and the corrupt segment bypass it.
+        assert_eq!(counts, (3, 4));
+        assert_eq!(written.len(), 5);
+        let strip = |w: &Vec<u8>| w[VNET_HDR..].to_vec();
+        assert_eq!(frames_of(&written[0]), frames[..2].to_vec());
+        assert_eq!(strip(&written[1]), arp);
+        assert_eq!(strip(&written[2]), frames[2]);
+        assert_eq!(strip(&written[3]), corrupt);
+        assert_eq!(strip(&written[4]), frames[5]);
+        assert!(written[1..].iter().all(|w| w[..VNET_HDR] == [0; VNET_HDR]));
+    }
+
+    #[test]
+    fn psh_ends_a_super_frame_and_a_short_segment_closes_it() {
+        let frames = frames_of(&tcp_super_frame(2500, 1000));
+        // The last segment (500 bytes) carries PSH; nothing may follow it.
+        let mut input = frames.clone();
+        input.extend(frames_of(&tcp_super_frame(2500, 1000)));
+        let (written, _) = coalesce(&input);
+        assert_eq!(written.len(), 2);
+        assert_eq!(frames_of(&written[0]), frames);
+        assert!(written.iter().all(|w| w.len() <= VNET_HDR + 14 + 40 + 2500));
+    }
+}
