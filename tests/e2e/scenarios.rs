@@ -264,3 +264,60 @@ fn the_readme_demo_command_succeeds() {
         "{text}"
     );
 }
+
+#[test]
+fn edges_on_one_lan_find_each_other_by_multicast() {
+    let Some(_g) = guard("edges_on_one_lan_find_each_other_by_multicast") else {
+        return;
+    };
+    // Two hosts behind the same NAT, which does not hairpin: the public sockets the
+    // supernode knows cannot reach each other, only the LAN can.
+    let mut lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    lab.add_lan_host(0, "lanb", 3);
+    let _sn = start_supernode(&lab, &[]);
+    let sn = crate::supernode_addr();
+    let e0 = start_edge(&lab, 0, &["-k", "secret", "-H"]);
+    let eb = lab.spawn(
+        "lanb",
+        "edgeb",
+        &crate::bin("edge"),
+        &[
+            "-f",
+            "-c",
+            "e2etest",
+            "-l",
+            &sn,
+            "-d",
+            "n2n0",
+            "-a",
+            "10.99.0.3/24",
+            "-k",
+            "secret",
+            "-H",
+        ],
+    );
+    assert!(
+        lab.wait_ping("site0", "10.99.0.3", Duration::from_secs(10)),
+        "no overlay ping\n{}\n{}",
+        e0.log_text(),
+        eb.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .mgmt("site0", 5644, "r 1 edges")
+            .contains("\"sockaddr\":\"10.1.0.3:")),
+        "no LAN peer-to-peer path:\n{}\n{}",
+        lab.mgmt("site0", 5644, "r 1 edges"),
+        e0.log_text()
+    );
+    let edges = lab.mgmt("lanb", 5644, "r 1 edges");
+    assert!(
+        edges.contains("\"mode\":\"p2p\"") && edges.contains("\"sockaddr\":\"10.1.0.2:"),
+        "{edges}"
+    );
+    // The frames stay on the LAN: nothing more than keep-alives reaches the supernode.
+    let before = lab.counters();
+    assert_eq!(lab.ping("site0", "10.99.0.3", 20, "0.05"), 20);
+    let relayed = lab.counters().via_supernode - before.via_supernode;
+    assert!(relayed < 6, "{relayed} packets went via the supernode");
+}

@@ -312,6 +312,44 @@ impl Lab {
         lab
     }
 
+    /// Adds host `node` to site `site`'s LAN as 10.1.`site`.`host`, next to `site{site}`:
+    /// the NAT router's LAN port becomes a bridge, so both hosts share one segment (and
+    /// its multicast).
+    pub fn add_lan_host(&mut self, site: usize, node: &str, host: u8) {
+        let router = format!("nat{site}");
+        let name = self.ns(node);
+        must(&["ip", "netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        let gw = format!("10.1.{site}.1");
+        let has_bridge = self
+            .exec(&router, &["ip", "link", "show", "br0"])
+            .status
+            .success();
+        if !has_bridge {
+            self.exec_ok(&router, &["ip", "link", "add", "br0", "type", "bridge"]);
+            self.exec_ok(&router, &["ip", "addr", "flush", "dev", "lan"]);
+            self.exec_ok(&router, &["ip", "link", "set", "lan", "master", "br0"]);
+            self.exec_ok(
+                &router,
+                &["ip", "addr", "add", &format!("{gw}/24"), "dev", "br0"],
+            );
+            self.exec_ok(&router, &["ip", "link", "set", "br0", "up"]);
+        }
+        let port = format!("lan{host}");
+        let ip = format!("10.1.{site}.{host}/24");
+        let rn = self.ns(&router);
+        must(&[
+            "ip", "link", "add", &port, "netns", &rn, "type", "veth", "peer", "name", "eth0",
+            "netns", &name,
+        ]);
+        self.exec_ok(&router, &["ip", "link", "set", &port, "master", "br0"]);
+        self.exec_ok(&router, &["ip", "link", "set", &port, "up"]);
+        must(&["ip", "-n", &name, "addr", "add", &ip, "dev", "eth0"]);
+        must(&["ip", "-n", &name, "link", "set", "eth0", "up"]);
+        self.exec_ok(node, &["ip", "route", "add", "default", "via", &gw]);
+    }
+
     /// The full namespace name of a lab node.
     pub fn ns(&self, node: &str) -> String {
         format!("{}{node}", self.prefix)

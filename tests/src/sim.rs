@@ -122,6 +122,8 @@ impl SimNet {
             p2p: true,
             header_key: None,
             preferred: None,
+            lan_discovery: false,
+            register_ttl: 0,
         };
         let machine = Edge::new(
             cfg,

@@ -160,7 +160,7 @@ pub struct EdgeConfig {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub desc: Desc,
-    pub preferred: Option<Ipv4Addr>,
+    pub preferred: Option<Preferred>,
     pub p2p: bool,
     pub pmtu_discovery: bool,
     pub tos: Option<u32>,
@@ -170,6 +170,14 @@ pub struct EdgeConfig {
 }
 
 pub use n2n_daemon::cli::CliError;
+
+/// `-e`: the LAN address advertised to the supernode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preferred {
+    Addr(Ipv4Addr),
+    /// The local address of the route to the (first) supernode.
+    Auto,
+}
 
 fn bad(s: impl Into<String>) -> CliError {
     CliError::Bad(s.into())
@@ -289,16 +297,12 @@ impl EdgeConfig {
                 n2n_daemon::cli::parse_ip_port(s, 0).map_err(|e| bad(format!("-p {s}: {e}")))?
             }
         };
-        if a.register_ttl > 0 {
-            return Err(unsupported("-L", "a TTL for hole-punching registrations"));
-        }
         let preferred = match a.preferred.as_deref() {
             None => None,
-            Some("auto") => return Err(unsupported("-e auto", "detecting the preferred address")),
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| bad(format!("-e {s}: expected an IPv4 address or auto")))?,
-            ),
+            Some("auto") => Some(Preferred::Auto),
+            Some(s) => Some(Preferred::Addr(s.parse().map_err(|_| {
+                bad(format!("-e {s}: expected an IPv4 address or auto"))
+            })?)),
         };
         let tos = match &a.tos {
             None => None,

@@ -27,6 +27,8 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
         p2p: true,
         header_key: None,
         preferred: None,
+        lan_discovery: false,
+        register_ttl: 0,
     };
     let t0 = 1_795_543_491_000_000;
     let mut e = Edge::new(

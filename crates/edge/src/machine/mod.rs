@@ -6,7 +6,7 @@
 mod peers;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -36,12 +36,25 @@ const PURGE_US: u64 = 30_000_000;
 const KEEPALIVE_US: u64 = 5_000_000;
 /// Address request wait before trying the next supernode (BOOTSTRAP_TIMEOUT).
 const BOOTSTRAP_TIMEOUT_US: u64 = 3_000_000;
+/// A confirmed path is kept this long against lower-ranked ones (REGISTRATION_TIMEOUT / 4).
+const PATH_HOLD_US: u64 = 15_000_000;
+/// n2n's LAN discovery group (spec §7.6).
+pub const LAN_GROUP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    Ipv4Addr::new(224, 0, 0, 68),
+    1968,
+));
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send a datagram (already header-encrypted when `-H`).
     Transmit { dst: SocketAddr, data: Vec<u8> },
+    /// Send a datagram with this IP TTL (`-L` port-prediction bursts).
+    TransmitTtl {
+        dst: SocketAddr,
+        data: Vec<u8>,
+        ttl: u8,
+    },
     /// The set of peer-to-peer peers, the supernode or the registration state changed:
     /// publish a new snapshot to the data path.
     RoutesChanged,
@@ -75,6 +88,11 @@ pub struct EdgeMachineConfig {
     pub p2p: bool,
     pub header_key: Option<HeaderKey>,
     pub preferred: Option<Sock>,
+    /// REGISTERs to and from the LAN multicast group (p2p on and no `-e`).
+    pub lan_discovery: bool,
+    /// `-L`: 0 one direct REGISTER when a peer is learnt via the supernode; 1 none; n > 1
+    /// sixteen REGISTERs with IP TTL n to the next ports (NAT port prediction).
+    pub register_ttl: u8,
 }
 
 /// Counters for the management API.
@@ -233,6 +251,11 @@ impl Edge {
 
     /// Builds, header-encrypts and queues a datagram.
     fn emit(&mut self, dst: SocketAddr, flags: Flags, msg: Message, now_us: u64) {
+        let data = self.encode(flags, msg, now_us);
+        self.actions.push_back(Action::Transmit { dst, data });
+    }
+
+    fn encode(&mut self, flags: Flags, msg: Message, now_us: u64) -> Vec<u8> {
         let d = Datagram::new(self.cfg.community, flags, msg);
         let mut data = d.to_vec();
         if let Some(key) = &self.cfg.header_key {
@@ -240,7 +263,7 @@ impl Edge {
             let r = self.rng.next_u64() as u32;
             key.encrypt(&mut data, n, self.stamp_gen.next(now_us), r);
         }
-        self.actions.push_back(Action::Transmit { dst, data });
+        data
     }
 
     fn auth(&self) -> Auth {
@@ -267,6 +290,42 @@ impl Edge {
         });
         self.stats.super_tx += 1;
         self.emit(self.supernode(), Flags::EMPTY, msg, now_us);
+        self.announce_on_lan(now_us);
+    }
+
+    /// Spec §7.6: REGISTER(MCAST) to the LAN group, so edges on our LAN answer directly.
+    fn announce_on_lan(&mut self, now_us: u64) {
+        if self.cfg.lan_discovery && self.cfg.dev_addr.is_some() {
+            self.send_register(Mac::NULL, LAN_GROUP, cookie::MCAST, now_us);
+        }
+    }
+
+    /// A REGISTER heard on the LAN multicast group (spec §7.6): answered like a direct one.
+    pub fn handle_lan(&mut self, now_us: u64, from: SocketAddr, d: Datagram, stamp: Option<u64>) {
+        let Message::Register(r) = &d.msg else { return };
+        if !self.cfg.lan_discovery
+            || d.community.as_bytes() != self.cfg.community.as_bytes()
+            || d.flags.contains(Flags::FROM_SUPERNODE)
+            || r.src_mac == self.cfg.mac
+            || (r.dst_mac != Mac::NULL && r.dst_mac != self.cfg.mac)
+        {
+            return;
+        }
+        if let Some(stamp) = stamp
+            && !self.accept_stamp(now_us, false, from, &d.msg, stamp, true)
+        {
+            return;
+        }
+        let src = r.src_mac;
+        let ack = Message::RegisterAck(RegisterAck {
+            cookie: r.cookie,
+            dst_mac: src,
+            src_mac: self.cfg.mac,
+            sock: None,
+        });
+        self.emit(from, Flags::EMPTY, ack, now_us);
+        self.pending.remove(&src);
+        self.registration_check(now_us, src, from, false);
     }
 
     /// Timers: registration and retries, supernode fail-over, keep-alives, expiry.
@@ -338,17 +397,36 @@ impl Edge {
         }
     }
 
-    fn send_register(&mut self, dst_mac: Mac, to: SocketAddr, cookie_value: u32, now_us: u64) {
-        let dev_addr = self.cfg.dev_addr.unwrap_or(IpSubnet::UNSPECIFIED);
-        let msg = Message::Register(Register {
+    fn register_msg(&self, dst_mac: Mac, cookie_value: u32) -> Message {
+        Message::Register(Register {
             cookie: cookie_value,
             src_mac: self.cfg.mac,
             dst_mac,
             sock: None,
-            dev_addr,
+            dev_addr: self.cfg.dev_addr.unwrap_or(IpSubnet::UNSPECIFIED),
             desc: self.cfg.desc,
-        });
+        })
+    }
+
+    fn send_register(&mut self, dst_mac: Mac, to: SocketAddr, cookie_value: u32, now_us: u64) {
+        let msg = self.register_msg(dst_mac, cookie_value);
         self.emit(to, Flags::EMPTY, msg, now_us);
+    }
+
+    /// `-L n > 1`: REGISTER(PORT) with IP TTL n to the peer's public port and the 15 after
+    /// it, opening our NAT towards the ports its NAT is likely to pick next.
+    fn port_prediction_burst(&mut self, mac: Mac, sock: SocketAddr, now_us: u64) {
+        for i in 0..16u16 {
+            let mut to = sock;
+            to.set_port(sock.port().wrapping_add(i));
+            let msg = self.register_msg(mac, cookie::PORT);
+            let data = self.encode(Flags::EMPTY, msg, now_us);
+            self.actions.push_back(Action::TransmitTtl {
+                dst: to,
+                data,
+                ttl: self.cfg.register_ttl,
+            });
+        }
     }
 
     /// Sends UNREGISTER_SUPER to the current supernode (on exit).
@@ -373,8 +451,9 @@ impl Edge {
             return;
         }
         let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
+        let jitter = matches!(d.msg, Message::PeerInfo(_));
         if let Some(stamp) = stamp
-            && !self.accept_stamp(now_us, from_sn, from, &d.msg, stamp)
+            && !self.accept_stamp(now_us, from_sn, from, &d.msg, stamp, jitter)
         {
             debug!(%from, "dropped a replayed or reordered control message");
             return;
@@ -413,8 +492,8 @@ impl Edge {
         }
     }
 
-    /// Per-sender time-stamp check (spec §4.6): strictly increasing, except PEER_INFO, which
-    /// may be reordered by about 160 ms.
+    /// Per-sender time-stamp check (spec §4.6): strictly increasing, except where `jitter`
+    /// (PEER_INFO, LAN REGISTERs) allows reordering by about 160 ms.
     fn accept_stamp(
         &mut self,
         now_us: u64,
@@ -422,6 +501,7 @@ impl Edge {
         from: SocketAddr,
         msg: &Message,
         stamp: u64,
+        jitter: bool,
     ) -> bool {
         let src = match msg {
             Message::Register(r) => r.src_mac,
@@ -435,7 +515,7 @@ impl Edge {
             .stamps
             .entry(StampSender::of(from_sn, from, src))
             .or_insert_with(|| SenderStamp::new(now_us));
-        slot.accept(stamp, matches!(msg, Message::PeerInfo(_)))
+        slot.accept(stamp, jitter)
     }
 
     fn on_ack(&mut self, now_us: u64, ack: RegisterSuperAck) {
@@ -496,9 +576,16 @@ impl Edge {
         let k = self
             .known
             .entry(a.src_mac)
-            .or_insert_with(|| Known::new(from, now_us));
+            .or_insert_with(|| Known::new(from, a.cookie, now_us));
         let moved = k.sock != from;
+        // Spec §7.5: a path ranked lower (e.g. NAT after LAN) replaces a recent one only
+        // after 15 s.
+        if moved && a.cookie < k.cookie && now_us < k.confirmed_us + PATH_HOLD_US {
+            return;
+        }
         k.sock = from;
+        k.cookie = a.cookie;
+        k.confirmed_us = now_us;
         k.touch(now_us);
         self.stats.last_p2p_us = now_us;
         if fresh || moved {
@@ -575,11 +662,18 @@ impl Edge {
             return;
         }
         p.last_register_us = now_us;
-        self.send_register(mac, sock, cookie::REGULAR, now_us);
-        if via_supernode {
+        if !via_supernode {
+            self.send_register(mac, sock, cookie::REGULAR, now_us);
+        } else {
+            match self.cfg.register_ttl {
+                0 => self.send_register(mac, sock, cookie::REGULAR, now_us),
+                1 => {}
+                _ => self.port_prediction_burst(mac, sock, now_us),
+            }
             let sn = self.supernode();
             self.send_register(mac, sn, cookie::FORWARDED, now_us);
         }
+        self.announce_on_lan(now_us);
     }
 
     /// Whether a known peer may be sent to directly.
@@ -598,5 +692,7 @@ impl Edge {
     }
 }
 
+#[cfg(test)]
+mod lan_tests;
 #[cfg(test)]
 mod tests;

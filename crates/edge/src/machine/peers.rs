@@ -34,14 +34,19 @@ pub struct Known {
     /// Last direct traffic from it; the receive thread updates it without locking.
     last_rx: Arc<AtomicU64>,
     pub last_register_us: u64,
+    /// The REGISTER cookie that confirmed `sock` (its rank: LAN beats NAT) and when.
+    pub cookie: u32,
+    pub confirmed_us: u64,
 }
 
 impl Known {
-    pub fn new(sock: SocketAddr, now_us: u64) -> Self {
+    pub fn new(sock: SocketAddr, cookie: u32, now_us: u64) -> Self {
         Known {
             sock,
             last_rx: Arc::new(AtomicU64::new(now_us)),
             last_register_us: now_us,
+            cookie,
+            confirmed_us: now_us,
         }
     }
 

@@ -24,6 +24,8 @@ fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
         p2p: true,
         header_key: None,
         preferred: None,
+        lan_discovery: false,
+        register_ttl: 0,
     };
     Edge::new(
         cfg,

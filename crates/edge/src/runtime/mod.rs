@@ -1,6 +1,7 @@
 //! The edge's shell: opens the socket and the TAP, starts the data-path threads, and runs the
 //! control loop (machine, timers, management, signals) on tokio.
 
+mod lan;
 mod tap;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -13,11 +14,11 @@ use n2n_crypto::transform::{AeadTransform, RootKey, id as transform_id};
 use n2n_crypto::{HeaderKey, OsRandom, RandomSource, Transform};
 use n2n_daemon::logging::LogHandle;
 use n2n_daemon::{os, unix_micros};
-use n2n_proto::{Datagram, IpSubnet, Mac, Sock};
+use n2n_proto::{Datagram, IpSubnet, Mac};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use tap::Tap;
 
@@ -144,12 +145,21 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         sealer: Mutex::new(datapath::Sealer::new(seal, codec()?, OsRandom.next_u64())),
         tap: OnceLock::new(),
     });
-    let preferred = cfg.preferred.map(|ip| {
-        Sock::from(SocketAddr::from((
-            ip,
-            udp.local_addr().map(|a| a.port()).unwrap_or(0),
-        )))
-    });
+    let port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let preferred = lan::preferred_sock(cfg.preferred, port, cfg.supernodes[0]);
+    if let Some(p) = preferred {
+        info!(preferred = %SocketAddr::from(p), "advertising a preferred local socket (-e)");
+    }
+    let lan_discovery = cfg.p2p && cfg.preferred.is_none();
+    let lan_sock = if lan_discovery {
+        lan::lan_socket()
+            .inspect_err(
+                |e| warn!(error = %e, "no LAN multicast discovery: cannot open 0.0.0.0:1968"),
+            )
+            .ok()
+    } else {
+        None
+    };
     let machine_cfg = EdgeMachineConfig {
         community: cfg.community,
         mac,
@@ -160,6 +170,8 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         p2p: cfg.p2p,
         header_key,
         preferred,
+        lan_discovery: lan_sock.is_some(),
+        register_ttl: cfg.register_ttl,
     };
     let (events_tx, events_rx) = unbounded_channel();
     {
@@ -197,7 +209,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(shell.control_loop(machine, events_rx, mgmt_sock))
+    rt.block_on(shell.control_loop(machine, events_rx, mgmt_sock, lan_sock))
 }
 
 struct Shell {
@@ -265,6 +277,16 @@ impl Shell {
                         warn!(%dst, error = %e, "send failed");
                     }
                 }
+                Action::TransmitTtl { dst, data, ttl } => {
+                    // The socket is shared: frames sent meanwhile get this TTL too (as n2n).
+                    let sock = socket2::SockRef::from(&self.udp);
+                    let normal = sock.ttl_v4().unwrap_or(64);
+                    let _ = sock.set_ttl_v4(u32::from(ttl));
+                    if let Err(e) = self.udp.send_to(&data, dst) {
+                        debug!(%dst, error = %e, "send failed");
+                    }
+                    let _ = sock.set_ttl_v4(normal);
+                }
                 Action::RoutesChanged => self.publish(m),
                 Action::AddressAssigned(addr) => {
                     self.bring_up_tap(addr)?;
@@ -297,9 +319,12 @@ impl Shell {
         mut m: Edge,
         mut events: UnboundedReceiver<Event>,
         mgmt_sock: std::net::UdpSocket,
+        lan_sock: Option<std::net::UdpSocket>,
     ) -> Result<(), RuntimeError> {
         mgmt_sock.set_nonblocking(true)?;
         let mgmt_sock = tokio::net::UdpSocket::from_std(mgmt_sock)?;
+        let lan_sock = lan_sock.map(tokio::net::UdpSocket::from_std).transpose()?;
+        let mut lbuf = vec![0u8; 2048];
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut ctl = Control {
@@ -341,6 +366,16 @@ impl Shell {
                         break;
                     }
                 }
+                r = recv_optional(lan_sock.as_ref(), &mut lbuf) => {
+                    let Ok((n, from)) = r else { continue };
+                    let now = unix_micros();
+                    let cfg = &self.shared.cfg;
+                    if let Some((d, stamp)) =
+                        lan::decode(&mut lbuf[..n], cfg.header_key.as_ref(), &cfg.community, now)
+                    {
+                        m.handle_lan(now, from, d, stamp);
+                    }
+                }
                 _ = tokio::time::sleep(Duration::from_micros(wait)) => m.handle_timeout(unix_micros()),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -350,6 +385,17 @@ impl Shell {
         m.shutdown(unix_micros());
         self.perform(&mut m)?;
         Ok(())
+    }
+}
+
+/// Receives from `sock`, or never when there is none.
+async fn recv_optional(
+    sock: Option<&tokio::net::UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }
 
