@@ -321,3 +321,76 @@ fn edges_on_one_lan_find_each_other_by_multicast() {
     let relayed = lab.counters().via_supernode - before.via_supernode;
     assert!(relayed < 6, "{relayed} packets went via the supernode");
 }
+
+#[test]
+fn dhcp_edge_takes_its_address_from_a_server_on_the_overlay() {
+    let Some(_g) = guard("dhcp_edge_takes_its_address_from_a_server_on_the_overlay") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let e0 = start_edge(&lab, 0, &["-k", "secret", "-r"]);
+    let e1 = start_edge(&lab, 1, &["-k", "secret", "-r", "-a", "dhcp:0.0.0.0"]);
+    // A DHCP server behind edge 0, on its TAP.
+    let dir = lab.dir.to_string_lossy().into_owned();
+    let conf = format!("{dir}/udhcpd.conf");
+    std::fs::write(format!("{dir}/leases"), "").expect("lease file");
+    std::fs::write(
+        &conf,
+        format!(
+            "start 10.99.0.50\nend 10.99.0.60\ninterface n2n0\nlease_file {dir}/leases\n\
+             option subnet 255.255.255.0\n"
+        ),
+    )
+    .expect("udhcpd.conf");
+    let script = format!("{dir}/udhcpc.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] && ip addr add \"$ip/$mask\" dev \"$interface\"\nexit 0\n",
+    )
+    .expect("udhcpc script");
+    lab.exec_ok("site1", &["chmod", "+x", &script]);
+    let _server = lab.spawn("site0", "udhcpd", "busybox", &["udhcpd", "-f", &conf]);
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .mgmt("sn", 5645, "r 1 edges")
+            .matches("\"macaddr\"")
+            .count()
+            == 2),
+        "edges did not register:\n{}\n{}",
+        e0.log_text(),
+        e1.log_text()
+    );
+    let client = lab.exec(
+        "site1",
+        &[
+            "busybox", "udhcpc", "-i", "n2n0", "-s", &script, "-f", "-q", "-n", "-t", "10", "-T",
+            "1",
+        ],
+    );
+    assert!(
+        client.status.success(),
+        "no lease over the overlay: {}\n{}",
+        String::from_utf8_lossy(&client.stderr),
+        e1.log_text()
+    );
+    let shown = lab.exec("site1", &["ip", "-4", "-o", "addr", "show", "n2n0"]);
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let leased = shown
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .expect("a leased address")
+        .to_string();
+    assert!(leased.starts_with("10.99.0."), "{shown}");
+    assert!(lab.wait_ping("site1", &peer_ip(0), Duration::from_secs(10)));
+    // The edge follows the new address and tells the supernode.
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .mgmt("sn", 5645, "r 1 edges")
+            .contains(&format!("\"{leased}"))),
+        "the supernode never saw {leased}:\n{}",
+        lab.mgmt("sn", 5645, "r 1 edges")
+    );
+}

@@ -119,3 +119,58 @@ pub fn set_pmtu_discovery(socket: &impl std::os::fd::AsRawFd, on: bool) -> io::R
     }
     Ok(())
 }
+
+/// The IPv4 address of interface `name` (SIOCGIFADDR), `None` when it has none.
+pub fn interface_ipv4(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
+    let mut req: libc::ifreq = unsafe_zeroed_ifreq();
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: SIOCGIFADDR reads the NUL-terminated name in `req` and writes a sockaddr into
+    // its union; `req` is a valid, exclusively borrowed ifreq for the whole call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFADDR, &mut req) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EADDRNOTAVAIL) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: on success the union holds a sockaddr; for AF_INET it is a sockaddr_in, which
+    // fits in the union (sockaddr is 16 bytes, as is sockaddr_in).
+    let sin: libc::sockaddr_in =
+        unsafe { std::ptr::read_unaligned((&raw const req.ifr_ifru).cast::<libc::sockaddr_in>()) };
+    if i32::from(sin.sin_family) != libc::AF_INET {
+        return Ok(None);
+    }
+    Ok(Some(std::net::Ipv4Addr::from(u32::from_be(
+        sin.sin_addr.s_addr,
+    ))))
+}
+
+fn unsafe_zeroed_ifreq() -> libc::ifreq {
+    // SAFETY: ifreq is plain old data (a name array and a union of integers, pointers and
+    // sockaddrs); all zeroes is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_loopback_address_and_rejects_bad_names() {
+        assert_eq!(
+            interface_ipv4("lo").expect("lo exists"),
+            Some(std::net::Ipv4Addr::LOCALHOST)
+        );
+        assert!(interface_ipv4("no-such-if0").is_err());
+        assert!(interface_ipv4("a-name-longer-than-ifnamsiz").is_err());
+    }
+}

@@ -135,6 +135,9 @@ pub enum AddressMode {
     Static(IpSubnet),
     /// Ask the supernode (no `-a`).
     Auto,
+    /// `dhcp:ip[/bits]`: the TAP starts with `ip` (normally 0.0.0.0: none) and a DHCP client
+    /// on the overlay sets its address, which the edge then follows.
+    Dhcp(IpSubnet),
 }
 
 /// A validated edge configuration.
@@ -359,17 +362,17 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// `[static:]ip[/bits]`; `dhcp:` is refused for now; an unknown mode word means auto (n2n).
+/// `[static:|dhcp:]ip[/bits]`; an unknown mode word means auto (n2n).
 fn parse_address(s: &str) -> Result<AddressMode, String> {
     let (mode, rest) = match s.split_once(':') {
         Some((m, r)) => (m, r),
         None => ("static", s),
     };
-    match mode {
-        "static" => {}
-        "dhcp" => return Err("dhcp: mode is not supported yet".into()),
+    let dhcp = match mode {
+        "static" => false,
+        "dhcp" => true,
         _ => return Ok(AddressMode::Auto),
-    }
+    };
     let (ip, bits) = match rest.split_once('/') {
         Some((ip, b)) => (
             ip,
@@ -382,7 +385,12 @@ fn parse_address(s: &str) -> Result<AddressMode, String> {
         return Err("the prefix length must be 1 to 32".into());
     }
     let ip: Ipv4Addr = ip.parse().map_err(|_| "not an IPv4 address".to_string())?;
-    Ok(AddressMode::Static(IpSubnet::new(ip, bits)))
+    let subnet = IpSubnet::new(ip, bits);
+    Ok(if dhcp {
+        AddressMode::Dhcp(subnet)
+    } else {
+        AddressMode::Static(subnet)
+    })
 }
 
 #[cfg(test)]
@@ -397,6 +405,38 @@ mod tests {
                 .collect(),
             |_| None,
         )
+    }
+
+    #[test]
+    fn dhcp_preferred_auto_and_register_ttl() {
+        let c = parse(&[
+            "-c",
+            "x",
+            "-l",
+            "127.0.0.1:7777",
+            "-a",
+            "dhcp:0.0.0.0",
+            "-e",
+            "auto",
+            "-L",
+            "3",
+        ])
+        .map_err(|_| "parse")
+        .expect("ok");
+        assert_eq!(
+            c.address,
+            AddressMode::Dhcp(IpSubnet::new(Ipv4Addr::UNSPECIFIED, 24))
+        );
+        assert_eq!(c.preferred, Some(Preferred::Auto));
+        assert_eq!(c.register_ttl, 3);
+        let c = parse(&["-c", "x", "-l", "127.0.0.1:7777", "-e", "192.168.1.5"])
+            .map_err(|_| "parse")
+            .expect("ok");
+        assert_eq!(
+            c.preferred,
+            Some(Preferred::Addr(Ipv4Addr::new(192, 168, 1, 5)))
+        );
+        assert!(parse(&["-c", "x", "-l", "127.0.0.1:7777", "-e", "lan"]).is_err());
     }
 
     #[test]

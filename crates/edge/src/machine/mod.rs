@@ -201,6 +201,17 @@ impl Edge {
         self.cfg.dev_addr
     }
 
+    /// `-a dhcp:`: the TAP's address changed; tell the supernode now and re-publish.
+    pub fn set_dev_addr(&mut self, now_us: u64, addr: IpSubnet) {
+        if self.cfg.dev_addr == Some(addr) {
+            return;
+        }
+        info!(address = %addr, "the interface address changed");
+        self.cfg.dev_addr = Some(addr);
+        self.actions.push_back(Action::RoutesChanged);
+        self.register_super(now_us);
+    }
+
     pub fn mac(&self) -> Mac {
         self.cfg.mac
     }

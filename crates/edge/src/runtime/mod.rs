@@ -4,7 +4,7 @@
 mod lan;
 mod tap;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -119,7 +119,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         .then(|| HeaderKey::for_community(&cfg.community));
     let stamps = Arc::new(SharedStamps::default());
     let static_addr = match cfg.address {
-        AddressMode::Static(a) => Some(a),
+        AddressMode::Static(a) | AddressMode::Dhcp(a) => Some(a),
         AddressMode::Auto => None,
     };
     let data_cfg = DataConfig {
@@ -194,6 +194,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         events_tx,
         log,
         tx_started: false,
+        tap_dev: None,
         mac,
     };
     if let Some(addr) = static_addr {
@@ -220,6 +221,8 @@ struct Shell {
     events_tx: tokio::sync::mpsc::UnboundedSender<Event>,
     log: Option<LogHandle>,
     tx_started: bool,
+    /// The TAP once created (`-a dhcp:` follows its address).
+    tap_dev: Option<Arc<Tap>>,
     mac: Mac,
 }
 
@@ -238,6 +241,7 @@ impl Shell {
             source,
         })?;
         info!(device = %self.cfg.device, address = %addr, mtu = self.cfg.mtu, "TAP device up");
+        self.tap_dev = Some(Arc::clone(&tap));
         let tap: Arc<dyn FrameIo> = tap;
         let _ = self.shared.tap.set(Arc::clone(&tap));
         if !self.tx_started {
@@ -254,6 +258,17 @@ impl Shell {
         }
         drop_privileges(&self.cfg);
         Ok(())
+    }
+
+    /// `-a dhcp:`: picks up the address a DHCP client set on the TAP (n2n re-reads it every
+    /// 30 s; reading it at each timer tick costs one getifaddrs).
+    fn follow_dhcp_address(&self, m: &mut Edge) {
+        let AddressMode::Dhcp(initial) = self.cfg.address else {
+            return;
+        };
+        let Some(tap) = &self.tap_dev else { return };
+        let addr = tap.ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        m.set_dev_addr(unix_micros(), IpSubnet::new(addr, initial.prefix));
     }
 
     fn publish(&self, m: &Edge) {
@@ -376,7 +391,10 @@ impl Shell {
                         m.handle_lan(now, from, d, stamp);
                     }
                 }
-                _ = tokio::time::sleep(Duration::from_micros(wait)) => m.handle_timeout(unix_micros()),
+                _ = tokio::time::sleep(Duration::from_micros(wait)) => {
+                    m.handle_timeout(unix_micros());
+                    self.follow_dhcp_address(&mut m);
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }

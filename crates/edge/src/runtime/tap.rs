@@ -1,5 +1,6 @@
 //! The Linux TAP device (spec §10.1) through tun-rs: named, with our MAC, address and MTU, up.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use n2n_proto::{IpSubnet, Mac};
@@ -30,14 +31,17 @@ impl Tap {
         offload: bool,
     ) -> std::io::Result<Arc<Tap>> {
         let build = |offload| {
-            DeviceBuilder::new()
+            let mut b = DeviceBuilder::new()
                 .name(name)
                 .layer(Layer::L2)
                 .mac_addr(mac.0)
                 .mtu(mtu)
-                .ipv4(addr.addr, addr.prefix, None)
-                .offload(offload)
-                .build_sync()
+                .offload(offload);
+            // 0.0.0.0 (`-a dhcp:0.0.0.0`): no address until a DHCP client sets one.
+            if !addr.addr.is_unspecified() {
+                b = b.ipv4(addr.addr, addr.prefix, None);
+            }
+            b.build_sync()
         };
         let (dev, vnet_hdr) = match build(offload) {
             Ok(dev) => (dev, offload),
@@ -49,6 +53,13 @@ impl Tap {
         };
         dev.enabled(true)?;
         Ok(Arc::new(Tap { dev, vnet_hdr }))
+    }
+
+    /// The interface's IPv4 address now, if any.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        n2n_daemon::os::interface_ipv4(&self.dev.name().ok()?)
+            .ok()
+            .flatten()
     }
 }
 
