@@ -15,6 +15,19 @@ fn home_router_nats_go_peer_to_peer() {
     let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
     let _sn = start_supernode(&lab, &[]);
     let e0 = start_edge(&lab, 0, &["-k", "secret", "-A6"]);
+    // A management subscriber for peer events, as n2n-route uses them.
+    assert!(wait_until(Duration::from_secs(5), || lab
+        .mgmt("site0", 5644, "r 1 timestamps")
+        .contains("start_time")));
+    let sub = lab.spawn(
+        "site0",
+        "subscriber",
+        "sh",
+        &["-c", "printf 's 7:1:n2n peer' | nc -u -w 20 127.0.0.1 5644"],
+    );
+    assert!(wait_until(Duration::from_secs(5), || sub
+        .log_text()
+        .contains("\"_type\":\"subscribe\",\"topic\":\"peer\"")));
     let e1 = start_edge(&lab, 1, &["-k", "secret", "-A6"]);
     assert!(
         lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)),
@@ -36,6 +49,13 @@ fn home_router_nats_go_peer_to_peer() {
     assert!(
         share >= 0.9,
         "direct share {share:.2}: the traffic did not go peer-to-peer"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || sub
+            .log_text()
+            .contains("\"_tag\":\"7\",\"_type\":\"event\",\"action\":4,")),
+        "no peer event: {}",
+        sub.log_text()
     );
 }
 
@@ -313,6 +333,12 @@ fn edges_on_one_lan_find_each_other_by_multicast() {
     let edges = lab.mgmt("lanb", 5644, "r 1 edges");
     assert!(
         edges.contains("\"mode\":\"p2p\"") && edges.contains("\"sockaddr\":\"10.1.0.2:"),
+        "{edges}"
+    );
+    // The management API shows the peer as local, with its overlay address.
+    let edges = lab.mgmt("site0", 5644, "r 1 edges");
+    assert!(
+        edges.contains("\"ip4addr\":\"10.99.0.3/24\"") && edges.contains("\"local\":1"),
         "{edges}"
     );
     // The frames stay on the LAN: nothing more than keep-alives reaches the supernode.

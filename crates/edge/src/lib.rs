@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod datapath;
+pub mod events;
 pub mod machine;
 pub mod mgmt;
 pub mod runtime;

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js};
 
 use crate::datapath::Shared;
-use crate::machine::Edge;
+use crate::events::{Subscriptions, TOPICS};
+use crate::machine::{Details, Edge};
 
 /// What the management API may change.
 #[derive(Debug)]
@@ -14,28 +15,33 @@ pub struct Control {
     pub password_hash: u64,
     pub verbosity: u8,
     pub keep_running: bool,
+    pub subs: Subscriptions,
 }
 
-const METHODS: [(&str, bool, &str); 10] = [
+const METHODS: [(&str, bool, &str); 12] = [
+    ("reload_communities", true, "Reserved for supernode"),
     ("communities", false, "Show current community"),
     ("edges", false, "List current edges/peers"),
     ("help", true, "Show JSON commands"),
     ("help.events", false, "Show available Subscribe topics"),
     ("info", false, "Provide basic edge information"),
     ("packetstats", false, "traffic counters"),
+    ("post.test", false, "send a test event"),
     ("stop", true, "Gracefully exit edge"),
     ("supernodes", false, "List current supernodes"),
     ("timestamps", false, "Event timestamps"),
     ("verbose", true, "Manage verbosity level"),
 ];
 
-/// Handles one request datagram; returns the reply datagrams.
+/// Handles one request datagram from `from`; returns the reply datagrams (messages for other
+/// subscribers go to `ctl.subs.outbox`).
 pub fn handle(
     m: &Edge,
     shared: &Shared,
     ctl: &mut Control,
     now_us: u64,
     request: &[u8],
+    from: std::net::SocketAddr,
 ) -> Vec<String> {
     let text = String::from_utf8_lossy(&request[..request.len().min(MAX_REQUEST)]).into_owned();
     let text = text.trim_end_matches(['\r', '\n']);
@@ -58,6 +64,9 @@ pub fn handle(
         return vec![format!("> -OK traceLevel={}\n", ctl.verbosity)];
     }
     if text.len() >= 2 && text.as_bytes()[0].is_ascii_lowercase() && text.as_bytes()[1] == b' ' {
+        if text.starts_with("s ") {
+            return subscribe(ctl, text, from);
+        }
         return json_request(m, shared, ctl, now_us, text);
     }
     status_table(m, shared, now_us)
@@ -121,6 +130,17 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
     out
 }
 
+/// `s <tag>:1:<password> <topic>`.
+fn subscribe(ctl: &mut Control, text: &str, from: std::net::SocketAddr) -> Vec<String> {
+    match mgmt::parse(text, ctl.password_hash, &TOPICS) {
+        Ok(req) => ctl.subs.subscribe(req.method, &req.tag, from),
+        Err(reply) => reply
+            .into_iter()
+            .map(|r| r.replace("\"unknowncmd\"", "\"unknowntopic\""))
+            .collect(),
+    }
+}
+
 fn json_request(
     m: &Edge,
     shared: &Shared,
@@ -140,12 +160,14 @@ fn json_request(
     match method {
         "help" => return mgmt::help_rows(tag, &METHODS),
         "help.events" => {
-            for topic in ["debug", "test", "peer"] {
-                rows.row(&format!(
-                    "\"topic\":{},\"tag\":\"\",\"sockaddr\":\"?:?\",\"help\":\"not supported yet\"",
-                    js(topic)
-                ));
+            for fields in ctl.subs.help_fields() {
+                rows.row(&fields);
             }
+        }
+        "post.test" => {
+            rows.row("\"sending\":\"test\"");
+            let text = req.arg.unwrap_or("");
+            ctl.subs.post("test", &format!("\"test\":{}", js(text)));
         }
         "stop" | "verbose" => {
             let fields = mgmt::stop_or_verbose(&req, &mut ctl.keep_running, &mut ctl.verbosity)
@@ -159,14 +181,17 @@ fn json_request(
             rows.row(&format!("\"community\":{}", js(&m.community().text())));
         }
         "edges" => {
+            let addr = |d: &Details| d.dev_addr.map(|a| a.to_string()).unwrap_or_default();
             for (mac, p) in m.pending() {
                 let sock = p.sock.map(|s| s.to_string()).unwrap_or_default();
-                rows.row(&format!("\"mode\":\"pSp\",\"ip4addr\":\"\",\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":\"\",\"last_p2p\":0,\"last_sent_query\":{},\"last_seen\":{}",
-                    js(&mac.to_string()), js(&sock), secs(p.last_query_us), secs(p.last_seen_us)));
+                rows.row(&format!("\"mode\":\"pSp\",\"ip4addr\":{},\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":{},\"last_p2p\":0,\"last_sent_query\":{},\"last_seen\":{}",
+                    js(&addr(&p.details)), js(&mac.to_string()), js(&sock), js(&p.details.desc.text()), secs(p.last_query_us), secs(p.last_seen_us)));
             }
             for (mac, k) in m.known() {
-                rows.row(&format!("\"mode\":\"p2p\",\"ip4addr\":\"\",\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":\"\",\"last_p2p\":{},\"last_sent_query\":0,\"last_seen\":{}",
-                    js(&mac.to_string()), js(&k.sock.to_string()), secs(k.last_rx()), secs(k.last_rx())));
+                // "local": the path was found on the LAN (multicast or the preferred socket).
+                let local = u8::from(k.cookie >= n2n_proto::cookie::MCAST);
+                rows.row(&format!("\"mode\":\"p2p\",\"ip4addr\":{},\"purgeable\":1,\"local\":{local},\"macaddr\":{},\"sockaddr\":{},\"desc\":{},\"last_p2p\":{},\"last_sent_query\":0,\"last_seen\":{}",
+                    js(&addr(&k.details)), js(&mac.to_string()), js(&k.sock.to_string()), js(&k.details.desc.text()), secs(k.last_rx()), secs(k.last_rx())));
             }
         }
         "supernodes" => {

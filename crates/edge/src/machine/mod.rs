@@ -17,9 +17,10 @@ use n2n_proto::{
 };
 use tracing::{debug, info, warn};
 
-pub use peers::{Known, Pending};
+pub use peers::{Details, Known, Pending};
 
 use crate::datapath::{SharedStamps, StampSender};
+use crate::events::peer_action;
 
 /// Most pending and most known peers: hostile traffic must not grow the tables without bound.
 pub const MAX_PEERS: usize = 4096;
@@ -62,6 +63,12 @@ pub enum Action {
     AddressAssigned(IpSubnet),
     /// First registration: send the two gratuitous ARPs.
     GratuitousArp,
+    /// A management `peer` event (see [`crate::events::peer_action`]).
+    PeerEvent {
+        action: u8,
+        mac: Mac,
+        sock: SocketAddr,
+    },
 }
 
 /// A hint from the data path about a peer.
@@ -337,6 +344,21 @@ impl Edge {
         self.emit(from, Flags::EMPTY, ack, now_us);
         self.pending.remove(&src);
         self.registration_check(now_us, src, from, false);
+        self.note_details(r);
+    }
+
+    /// Keeps a peer's address and description from its REGISTER (management API only).
+    fn note_details(&mut self, r: &Register) {
+        let d = Details {
+            dev_addr: Some(r.dev_addr).filter(|a| !a.addr.is_unspecified()),
+            desc: r.desc,
+        };
+        if let Some(p) = self.pending.get_mut(&r.src_mac) {
+            p.details = d;
+        }
+        if let Some(k) = self.known.get_mut(&r.src_mac) {
+            k.details = d;
+        }
     }
 
     /// Timers: registration and retries, supernode fail-over, keep-alives, expiry.
@@ -393,8 +415,18 @@ impl Edge {
         self.pending
             .retain(|_, p| now_us.saturating_sub(p.last_seen_us) < PEER_TIMEOUT_US);
         if !self.sn_wait {
-            self.known
-                .retain(|_, k| now_us.saturating_sub(k.last_rx()) < PEER_TIMEOUT_US);
+            let actions = &mut self.actions;
+            self.known.retain(|mac, k| {
+                let keep = now_us.saturating_sub(k.last_rx()) < PEER_TIMEOUT_US;
+                if !keep {
+                    actions.push_back(Action::PeerEvent {
+                        action: peer_action::PURGE,
+                        mac: *mac,
+                        sock: k.sock,
+                    });
+                }
+                keep
+            });
         }
         if before.1 != self.known.len() {
             self.actions.push_back(Action::RoutesChanged);
@@ -483,6 +515,7 @@ impl Edge {
                 if let Some(sock) = r.sock.filter(|s| !s.is_loopback()) {
                     self.registration_check(now_us, r.src_mac, SocketAddr::from(sock), true);
                 }
+                self.note_details(&r);
             }
             Message::Register(r) => {
                 if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
@@ -497,6 +530,7 @@ impl Edge {
                 self.emit(from, Flags::EMPTY, ack, now_us);
                 self.pending.remove(&r.src_mac);
                 self.registration_check(now_us, r.src_mac, from, false);
+                self.note_details(&r);
             }
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => {}
@@ -579,7 +613,7 @@ impl Edge {
         if a.dst_mac != self.cfg.mac || !self.cfg.p2p {
             return;
         }
-        self.pending.remove(&a.src_mac);
+        let details = self.pending.remove(&a.src_mac).map(|p| p.details);
         let fresh = !self.known.contains_key(&a.src_mac);
         if fresh && self.known.len() >= MAX_PEERS {
             return;
@@ -597,11 +631,19 @@ impl Edge {
         k.sock = from;
         k.cookie = a.cookie;
         k.confirmed_us = now_us;
+        if let Some(d) = details {
+            k.details = d;
+        }
         k.touch(now_us);
         self.stats.last_p2p_us = now_us;
         if fresh || moved {
             info!(peer = %a.src_mac, %from, "peer-to-peer path confirmed");
             self.actions.push_back(Action::RoutesChanged);
+            self.actions.push_back(Action::PeerEvent {
+                action: peer_action::ADD_P2P,
+                mac: a.src_mac,
+                sock: from,
+            });
         }
     }
 

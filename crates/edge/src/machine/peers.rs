@@ -4,6 +4,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use n2n_proto::{Desc, IpSubnet};
+
+/// What a peer's REGISTERs say of it (for the management API).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Details {
+    pub dev_addr: Option<IpSubnet>,
+    pub desc: Desc,
+}
+
 /// A peer being registered.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -14,6 +23,7 @@ pub struct Pending {
     pub last_query_us: u64,
     /// Last direct REGISTER towards it (0 = never).
     pub last_register_us: u64,
+    pub details: Details,
 }
 
 impl Pending {
@@ -23,6 +33,7 @@ impl Pending {
             last_seen_us: now_us,
             last_query_us: 0,
             last_register_us: 0,
+            details: Details::default(),
         }
     }
 }
@@ -37,6 +48,7 @@ pub struct Known {
     /// The REGISTER cookie that confirmed `sock` (its rank: LAN beats NAT) and when.
     pub cookie: u32,
     pub confirmed_us: u64,
+    pub details: Details,
 }
 
 impl Known {
@@ -47,6 +59,7 @@ impl Known {
             last_register_us: now_us,
             cookie,
             confirmed_us: now_us,
+            details: Details::default(),
         }
     }
 

@@ -196,7 +196,15 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         tx_started: false,
         tap_dev: None,
         mac,
+        ctl: Control {
+            password_hash: 0,
+            verbosity: 0,
+            keep_running: true,
+            subs: Default::default(),
+        },
     };
+    shell.ctl.password_hash = shell.cfg.mgmt_password_hash;
+    shell.ctl.verbosity = shell.cfg.verbosity;
     if let Some(addr) = static_addr {
         shell.bring_up_tap(addr)?;
     }
@@ -224,6 +232,8 @@ struct Shell {
     /// The TAP once created (`-a dhcp:` follows its address).
     tap_dev: Option<Arc<Tap>>,
     mac: Mac,
+    /// Management state: verbosity, stop, subscriptions.
+    ctl: Control,
 }
 
 impl Shell {
@@ -303,6 +313,9 @@ impl Shell {
                     let _ = sock.set_ttl_v4(normal);
                 }
                 Action::RoutesChanged => self.publish(m),
+                Action::PeerEvent { action, mac, sock } => {
+                    self.ctl.subs.post_peer(action, mac, sock);
+                }
                 Action::AddressAssigned(addr) => {
                     self.bring_up_tap(addr)?;
                     self.publish(m);
@@ -342,14 +355,12 @@ impl Shell {
         let mut lbuf = vec![0u8; 2048];
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let mut ctl = Control {
-            password_hash: self.cfg.mgmt_password_hash,
-            verbosity: self.cfg.verbosity,
-            keep_running: true,
-        };
         let mut mbuf = vec![0u8; 512];
         loop {
             self.perform(&mut m)?;
+            for (to, line) in std::mem::take(&mut self.ctl.subs.outbox) {
+                let _ = mgmt_sock.send_to(line.as_bytes(), to).await;
+            }
             let wait = m
                 .poll_timeout()
                 .saturating_sub(unix_micros())
@@ -369,14 +380,14 @@ impl Shell {
                 },
                 r = mgmt_sock.recv_from(&mut mbuf) => {
                     let Ok((n, from)) = r else { continue };
-                    let before = ctl.verbosity;
-                    for reply in mgmt::handle(&m, &self.shared, &mut ctl, unix_micros(), &mbuf[..n]) {
+                    let before = self.ctl.verbosity;
+                    for reply in mgmt::handle(&m, &self.shared, &mut self.ctl, unix_micros(), &mbuf[..n], from) {
                         let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                     }
-                    if ctl.verbosity != before && let Some(l) = &self.log {
-                        l.set_verbosity(ctl.verbosity);
+                    if self.ctl.verbosity != before && let Some(l) = &self.log {
+                        l.set_verbosity(self.ctl.verbosity);
                     }
-                    if !ctl.keep_running {
+                    if !self.ctl.keep_running {
                         info!("stop requested by the management interface");
                         break;
                     }
