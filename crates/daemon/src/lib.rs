@@ -6,6 +6,7 @@ pub mod conf;
 pub mod logging;
 pub mod mgmt;
 pub mod os;
+pub mod udp;
 
 /// Microseconds since the Unix epoch (the machines take time as an argument).
 pub fn unix_micros() -> u64 {

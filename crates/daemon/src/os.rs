@@ -98,11 +98,39 @@ impl Drop for SyslogWriter {
 /// Path-MTU discovery on a UDP socket: n2n disables it by default (DF not set, the kernel may
 /// fragment); `-D` enables it.
 pub fn set_pmtu_discovery(socket: &impl std::os::fd::AsRawFd, on: bool) -> io::Result<()> {
-    let value: libc::c_int = if on {
-        libc::IP_PMTUDISC_DO
-    } else {
-        libc::IP_PMTUDISC_DONT
+    set_mtu_discover(
+        socket,
+        if on {
+            libc::IP_PMTUDISC_DO
+        } else {
+            libc::IP_PMTUDISC_DONT
+        },
+    )
+}
+
+/// The socket's IP_MTU_DISCOVER mode (IP_PMTUDISC_*).
+pub fn mtu_discover(socket: &impl std::os::fd::AsRawFd) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket descriptor; `value` and `len` live across the call and `len`
+    // is the exact size of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&raw mut value).cast(),
+            &mut len,
+        )
     };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Sets the socket's IP_MTU_DISCOVER mode.
+pub fn set_mtu_discover(socket: &impl std::os::fd::AsRawFd, value: libc::c_int) -> io::Result<()> {
     // SAFETY: a valid socket descriptor and a pointer to a c_int that lives across the call,
     // with its exact size.
     let rc = unsafe {

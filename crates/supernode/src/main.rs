@@ -95,9 +95,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     let result = rt.block_on(async move {
-        let udp = tokio::net::UdpSocket::from_std(nonblocking(udp)?)?;
+        let state = n2n_daemon::udp::offload_state(&udp, false)?;
+        let udp = tokio::net::UdpSocket::from_std(udp)?;
         let mgmt = tokio::net::UdpSocket::from_std(nonblocking(mgmt)?)?;
-        runtime::run(sn, udp, mgmt, ctl, Some(log), runtime::termination()).await
+        runtime::run(sn, udp, state, mgmt, ctl, Some(log), runtime::termination()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

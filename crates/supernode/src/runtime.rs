@@ -6,7 +6,10 @@ use std::io;
 use std::time::Duration;
 
 use n2n_daemon::logging::LogHandle;
+use n2n_daemon::udp::{GRO_BUF, GsoBatch, recv_batch};
 use n2n_daemon::unix_micros;
+use quinn_udp::{UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -18,16 +21,21 @@ use crate::mgmt::{self, Control};
 /// decode or decrypt.
 const RECV_BUF: usize = 2048;
 
-/// Runs until `shutdown` completes or the management API says stop.
+/// Runs until `shutdown` completes or the management API says stop. `state` is `udp`'s
+/// GRO/GSO set-up: a receive may return a batch of datagrams from one sender, and relayed
+/// datagrams to one destination leave in GSO batches (the wire still carries one datagram
+/// each).
 pub async fn run(
     mut sn: Supernode,
     udp: UdpSocket,
+    state: UdpSocketState,
     mgmt_sock: UdpSocket,
     mut ctl: Control,
     log: Option<LogHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut buf = vec![0u8; GRO_BUF];
+    let mut batch = GsoBatch::default();
     let mut mbuf = vec![0u8; 512];
     let mut out = Outbox::default();
     let mut hangup = signal(SignalKind::hangup())?;
@@ -36,19 +44,26 @@ pub async fn run(
     loop {
         let wait = sn.poll_timeout().saturating_sub(unix_micros());
         tokio::select! {
-            r = udp.recv_from(&mut buf) => {
-                let (n, from) = match r {
+            r = udp.async_io(Interest::READABLE, || recv_batch(&state, &udp, &mut buf)) => {
+                let (len, stride, from) = match r {
                     Ok(x) => x,
                     Err(e) => { warn!(error = %e, "receive failed"); continue; }
                 };
-                sn.handle_datagram(unix_micros(), from, &mut buf[..n], &mut out);
-                for t in out.transmits() {
-                    for dst in &t.dests {
-                        if let Err(e) = udp.send_to(&t.data, dst).await {
-                            warn!(%dst, error = %e, "send failed");
+                for datagram in buf[..len].chunks_mut(stride) {
+                    let n = datagram.len().min(RECV_BUF);
+                    sn.handle_datagram(unix_micros(), from, &mut datagram[..n], &mut out);
+                    for t in out.transmits() {
+                        for &dst in &t.dests {
+                            if batch.must_send_before(&state, dst, t.data.len()) {
+                                send(&udp, &state, &mut batch).await;
+                            }
+                            if batch.add(&state, dst, &t.data) {
+                                send(&udp, &state, &mut batch).await;
+                            }
                         }
                     }
                 }
+                send(&udp, &state, &mut batch).await;
             }
             r = mgmt_sock.recv_from(&mut mbuf) => {
                 let Ok((n, from)) = r else { continue };
@@ -76,6 +91,19 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Sends the queued batch, waiting while the socket buffer is full.
+async fn send(udp: &UdpSocket, state: &UdpSocketState, batch: &mut GsoBatch) {
+    if let Some(t) = batch.transmit() {
+        let r = udp
+            .async_io(Interest::WRITABLE, || state.try_send(UdpSockRef::from(udp), &t))
+            .await;
+        if let Err(e) = r {
+            warn!(dst = %t.destination, error = %e, "send failed");
+        }
+    }
+    batch.clear();
 }
 
 /// Completes on SIGTERM or SIGINT.

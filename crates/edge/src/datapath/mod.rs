@@ -10,7 +10,6 @@ pub mod offload;
 mod rx;
 mod sealer;
 mod tx;
-pub mod udp;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};

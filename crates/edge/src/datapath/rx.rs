@@ -18,9 +18,9 @@ use tracing::{debug, trace};
 use super::frame::{dst_mac, multicast_blocked, rx_blocked};
 use super::gro::Coalescer;
 use super::offload::VNET_HDR;
-use super::udp::{GRO_BUF, recv_batch};
 use super::{Counters, Event, HintLimiter, MAX_FRAME, Shared, StampSender};
 use crate::machine::PeerHint;
+use n2n_daemon::udp::{GRO_BUF, recv_batch};
 
 /// Senders whose PACKET time stamps are tracked (`-H`); the table is cleared when full.
 const MAX_STAMP_SLOTS: usize = 4096;

@@ -14,9 +14,9 @@ use tracing::{debug, trace};
 
 use super::frame::{dst_mac, multicast_blocked, tx_blocked};
 use super::offload::{MAX_READ, MAX_SEGMENTS, Slot, segment};
-use super::udp::GsoBatch;
 use super::{BUF_LEN, Counters, Event, FRAME_AT, FrameIo, HintLimiter, MAX_FRAME, Shared};
 use crate::machine::PeerHint;
+use n2n_daemon::udp::GsoBatch;
 
 /// Seals `frame` (copied into `buf`) and sends it to `to`. Used for frames the edge makes
 /// itself (gratuitous ARP).

@@ -99,11 +99,9 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     let mac = Mac(mac);
     let udp = udp_socket(&cfg)?;
     let udp_state = Arc::new(
-        datapath::udp::offload_state(&udp, cfg.pmtu_discovery).map_err(|source| {
-            RuntimeError::Socket {
-                addr: cfg.local,
-                source,
-            }
+        n2n_daemon::udp::offload_state(&udp, true).map_err(|source| RuntimeError::Socket {
+            addr: cfg.local,
+            source,
         })?,
     );
     let mgmt_sock = std::net::UdpSocket::bind(("127.0.0.1", cfg.mgmt_port)).map_err(|source| {

@@ -5,6 +5,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 
@@ -14,12 +15,13 @@ const MAX_GSO_BYTES: usize = 65_000;
 pub const GRO_BUF: usize = 65_536 + 4_096;
 
 /// Sets up GSO/GRO on `udp` (every clone shares it). quinn-udp switches the socket to
-/// non-blocking and to "probe" path-MTU handling; the data threads block, and `-D` decides
-/// the MTU handling, so both are put back.
-pub fn offload_state(udp: &UdpSocket, pmtu_discovery: bool) -> io::Result<UdpSocketState> {
+/// non-blocking and to "probe" path-MTU handling; `blocking` sets the first as wanted (the
+/// edge's data threads block) and the MTU handling is put back as it was (n2n's).
+pub fn offload_state(udp: &UdpSocket, blocking: bool) -> io::Result<UdpSocketState> {
+    let mtu_mode = crate::os::mtu_discover(udp)?;
     let state = UdpSocketState::new(UdpSockRef::from(udp))?;
-    udp.set_nonblocking(false)?;
-    n2n_daemon::os::set_pmtu_discovery(udp, pmtu_discovery)?;
+    udp.set_nonblocking(!blocking)?;
+    crate::os::set_mtu_discover(udp, mtu_mode)?;
     Ok(state)
 }
 
@@ -44,59 +46,74 @@ impl Default for GsoBatch {
 }
 
 impl GsoBatch {
-    /// Queues `d` for `to`, sending what is queued first when `d` cannot join it. Returns
-    /// how many datagrams a failed send lost.
-    pub fn push(
-        &mut self,
-        state: &UdpSocketState,
-        udp: &UdpSocket,
-        to: SocketAddr,
-        d: &[u8],
-    ) -> usize {
-        let mut lost = 0;
-        if self.count > 0
+    /// Whether `len` bytes for `to` cannot join what is queued (send that first).
+    pub fn must_send_before(&self, state: &UdpSocketState, to: SocketAddr, len: usize) -> bool {
+        self.count > 0
             && (to != self.to
-                || d.len() > self.seg
-                || self.buf.len() + d.len() > MAX_GSO_BYTES
+                || len > self.seg
+                || self.buf.len() + len > MAX_GSO_BYTES
                 || self.count >= state.max_gso_segments())
-        {
-            lost += self.flush(state, udp);
-        }
+    }
+
+    /// Queues `d` for `to` (after [`Self::must_send_before`] said it may join). Returns
+    /// whether the batch must now be sent: a shorter datagram can only end a batch.
+    pub fn add(&mut self, state: &UdpSocketState, to: SocketAddr, d: &[u8]) -> bool {
         if self.count == 0 {
             self.to = to;
             self.seg = d.len();
         }
         self.buf.extend_from_slice(d);
         self.count += 1;
-        // A shorter datagram can only end a batch.
-        if d.len() < self.seg || state.max_gso_segments() <= 1 {
-            lost += self.flush(state, udp);
-        }
-        lost
+        d.len() < self.seg || state.max_gso_segments() <= 1
     }
 
-    /// Sends what is queued. Returns how many datagrams were lost.
-    pub fn flush(&mut self, state: &UdpSocketState, udp: &UdpSocket) -> usize {
-        if self.count == 0 {
-            return 0;
-        }
-        let t = Transmit {
+    /// What is queued, as one send; `None` when empty.
+    pub fn transmit(&self) -> Option<Transmit<'_>> {
+        (self.count > 0).then(|| Transmit {
             destination: self.to,
             ecn: None,
             contents: &self.buf,
             segment_size: (self.count > 1).then_some(self.seg),
             src_ip: None,
-        };
-        let lost = match state.try_send(UdpSockRef::from(udp), &t) {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::debug!(to = %self.to, error = %e, "send failed");
-                self.count
-            }
-        };
+        })
+    }
+
+    /// Forgets what is queued; returns how many datagrams that was.
+    pub fn clear(&mut self) -> usize {
         self.buf.clear();
-        self.count = 0;
+        std::mem::take(&mut self.count)
+    }
+
+    /// Blocking sockets: queues `d` for `to`, sending first what it cannot join. Returns how
+    /// many datagrams a failed send lost.
+    pub fn push(
+        &mut self,
+        state: &UdpSocketState,
+        udp: &impl AsFd,
+        to: SocketAddr,
+        d: &[u8],
+    ) -> usize {
+        let mut lost = 0;
+        if self.must_send_before(state, to, d.len()) {
+            lost += self.flush(state, udp);
+        }
+        if self.add(state, to, d) {
+            lost += self.flush(state, udp);
+        }
         lost
+    }
+
+    /// Blocking sockets: sends what is queued. Returns how many datagrams were lost.
+    pub fn flush(&mut self, state: &UdpSocketState, udp: &impl AsFd) -> usize {
+        let failed = match self.transmit() {
+            None => false,
+            Some(t) => state
+                .try_send(UdpSockRef::from(udp), &t)
+                .inspect_err(|e| tracing::debug!(to = %self.to, error = %e, "send failed"))
+                .is_err(),
+        };
+        let count = self.clear();
+        if failed { count } else { 0 }
     }
 }
 
@@ -104,7 +121,7 @@ impl GsoBatch {
 /// datagram in it (the last may be shorter) and the sender.
 pub fn recv_batch(
     state: &UdpSocketState,
-    udp: &UdpSocket,
+    udp: &impl AsFd,
     buf: &mut [u8],
 ) -> io::Result<(usize, usize, SocketAddr)> {
     let mut meta = [RecvMeta::default()];
@@ -127,8 +144,8 @@ mod tests {
     fn pair() -> (UdpSocket, UdpSocket, UdpSocketState, UdpSocketState) {
         let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let sa = offload_state(&a, false).expect("state");
-        let sb = offload_state(&b, false).expect("state");
+        let sa = offload_state(&a, true).expect("state");
+        let sb = offload_state(&b, true).expect("state");
         (a, b, sa, sb)
     }
 
@@ -141,6 +158,17 @@ mod tests {
             got.extend(buf[..len].chunks(stride).map(<[u8]>::to_vec));
         }
         got
+    }
+
+    #[test]
+    fn the_mtu_mode_is_kept() {
+        let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        crate::os::set_pmtu_discovery(&a, false).expect("DONT");
+        offload_state(&a, true).expect("state");
+        assert_eq!(
+            crate::os::mtu_discover(&a).expect("mode"),
+            libc::IP_PMTUDISC_DONT
+        );
     }
 
     #[test]
