@@ -97,7 +97,9 @@ pub async fn run(
 async fn send(udp: &UdpSocket, state: &UdpSocketState, batch: &mut GsoBatch) {
     if let Some(t) = batch.transmit() {
         let r = udp
-            .async_io(Interest::WRITABLE, || state.try_send(UdpSockRef::from(udp), &t))
+            .async_io(Interest::WRITABLE, || {
+                state.try_send(UdpSockRef::from(udp), &t)
+            })
             .await;
         if let Err(e) = r {
             warn!(dst = %t.destination, error = %e, "send failed");
