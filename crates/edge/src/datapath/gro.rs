@@ -290,6 +290,39 @@ mod tests {
         assert!(written[1..].iter().all(|w| w[..VNET_HDR] == [0; VNET_HDR]));
     }
 
+    /// Frames from peers are hostile: mutated segments never panic the coalescer, and
+    /// every super-frame it writes is one the kernel's segmentation accepts.
+    #[test]
+    fn mutated_segments_never_panic_and_super_frames_stay_valid() {
+        let frames = frames_of(&tcp_super_frame(12_000, 1000));
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..3_000 {
+            let mut input = Vec::new();
+            for f in &frames {
+                let mut f = f.clone();
+                if next() % 3 == 0 {
+                    let at = next() as usize % f.len();
+                    f[at] ^= (next() >> 8) as u8 | 1;
+                }
+                if next() % 7 == 0 {
+                    let cut = next() as usize % f.len();
+                    f.truncate(cut.max(1));
+                }
+                input.push(f);
+            }
+            let (written, _) = coalesce(&input);
+            for w in written.iter().filter(|w| w[1] != 0) {
+                assert!(!frames_of(w).is_empty());
+            }
+        }
+    }
+
     #[test]
     fn psh_ends_a_super_frame_and_a_short_segment_closes_it() {
         let frames = frames_of(&tcp_super_frame(2500, 1000));
