@@ -85,14 +85,24 @@ pub fn segment(
         lens[0] = n;
         return Ok(1);
     }
-    let is_v6 = match u16::from_be_bytes([frame[12], frame[13]]) {
-        0x0800 => false,
-        0x86dd => true,
+    // Untagged, or one 802.1Q tag (a bridged VLAN with -r).
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|t| u16::from_be_bytes([t[0], t[1]]))
+    };
+    let (l2, inner) = match ethertype(12) {
+        Some(0x8100) => (ETH + 4, ethertype(16)),
+        t => (ETH, t),
+    };
+    let is_v6 = match inner {
+        Some(0x0800) => false,
+        Some(0x86dd) => true,
         _ => return Err(OffloadError::NotIp),
     };
-    let (eth, l3) = frame.split_at_mut(ETH);
+    let (eth, l3) = frame.split_at_mut(l2);
     let csum_start = usize::from(hdr.csum_start)
-        .checked_sub(ETH)
+        .checked_sub(l2)
         .ok_or(OffloadError::Checksum)?;
     // The kernel's hdr_len may cover the whole first segment: take it from the transport header.
     let transport = if hdr.gso_type & !GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4 {
@@ -106,14 +116,14 @@ pub fn segment(
     }
     hdr.csum_start = csum_start as u16;
     hdr.hdr_len = (csum_start + transport) as u16;
-    let n = tun_rs::gso_split(l3, hdr, slots, lens, FRAME_AT + ETH, is_v6)
+    let n = tun_rs::gso_split(l3, hdr, slots, lens, FRAME_AT + l2, is_v6)
         .map_err(|_| OffloadError::Split)?;
     for (slot, len) in slots.iter_mut().zip(lens.iter_mut()).take(n) {
-        *len += ETH;
+        *len += l2;
         if *len > MAX_FRAME {
             return Err(OffloadError::Split);
         }
-        slot.0[FRAME_AT..FRAME_AT + ETH].copy_from_slice(eth);
+        slot.0[FRAME_AT..FRAME_AT + l2].copy_from_slice(eth);
     }
     Ok(n)
 }
@@ -218,6 +228,31 @@ pub(super) mod tests {
         }
         assert_eq!(lens[..4], [14 + 40 + 1200; 4]);
         assert_eq!(payload, read[VNET_HDR + 54..]);
+    }
+
+    #[test]
+    fn a_vlan_tagged_super_frame_keeps_its_tag_in_every_frame() {
+        let plain = tcp_super_frame(3000, 1000);
+        // Insert an 802.1Q tag (VLAN 7) after the MAC addresses; offsets move by 4.
+        let mut read = plain[..VNET_HDR + 12].to_vec();
+        read.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+        read.extend_from_slice(&plain[VNET_HDR + 12..]);
+        let mut hdr = VirtioNetHdr::decode(&read).expect("header");
+        hdr.csum_start += 4;
+        hdr.hdr_len += 4;
+        hdr.encode(&mut read).expect("header");
+        let (mut slots, mut lens) = slots();
+        let n = segment(&mut read, &mut slots, &mut lens).expect("segments");
+        let (mut slots0, mut lens0) = self::slots();
+        let mut untagged = plain.clone();
+        assert_eq!(segment(&mut untagged, &mut slots0, &mut lens0), Ok(n));
+        for i in 0..n {
+            let tagged = &slots[i].0[FRAME_AT..FRAME_AT + lens[i]];
+            let expect = &slots0[i].0[FRAME_AT..FRAME_AT + lens0[i]];
+            assert_eq!(&tagged[12..16], &[0x81, 0x00, 0x00, 0x07]);
+            assert_eq!(&tagged[..12], &expect[..12]);
+            assert_eq!(&tagged[16..], &expect[12..], "segment {i}");
+        }
     }
 
     #[test]
