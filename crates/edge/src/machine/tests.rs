@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use n2n_crypto::Xorshift128Plus;
 
+use n2n_proto::cookie;
+
 use super::*;
 
 const T0: u64 = 1_800_000_000_000_000;

@@ -1,0 +1,277 @@
+//! Peer-to-peer (spec §7.5–7.6): LAN discovery, hole punching with REGISTER/REGISTER_ACK,
+//! path ranking, keep-alives and the routes the data path may use.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use n2n_proto::msg::*;
+use n2n_proto::{Datagram, Flags, IpSubnet, Mac, Message, cookie};
+use tracing::info;
+
+use super::*;
+
+impl Edge {
+    /// Spec §7.6: REGISTER(MCAST) to the LAN group, so edges on our LAN answer directly.
+    pub(super) fn announce_on_lan(&mut self, now_us: u64) {
+        if self.cfg.lan_discovery && self.cfg.dev_addr.is_some() {
+            self.send_register(Mac::NULL, LAN_GROUP, cookie::MCAST, now_us);
+        }
+    }
+
+    /// A REGISTER heard on the LAN multicast group (spec §7.6): answered like a direct one.
+    pub fn handle_lan(&mut self, now_us: u64, from: SocketAddr, d: Datagram, stamp: Option<u64>) {
+        let Message::Register(r) = &d.msg else { return };
+        if !self.cfg.lan_discovery
+            || d.community.as_bytes() != self.cfg.community.as_bytes()
+            || d.flags.contains(Flags::FROM_SUPERNODE)
+            || r.src_mac == self.cfg.mac
+            || (r.dst_mac != Mac::NULL && r.dst_mac != self.cfg.mac)
+        {
+            return;
+        }
+        if let Some(stamp) = stamp
+            && !self.accept_stamp(now_us, false, from, &d.msg, stamp, true)
+        {
+            return;
+        }
+        let src = r.src_mac;
+        let ack = Message::RegisterAck(RegisterAck {
+            cookie: r.cookie,
+            dst_mac: src,
+            src_mac: self.cfg.mac,
+            sock: None,
+        });
+        self.emit(from, Flags::EMPTY, ack, now_us);
+        self.pending.remove(&src);
+        self.registration_check(now_us, src, from, false);
+        self.note_details(r);
+    }
+
+    /// Keeps a peer's address and description from its REGISTER (management API only).
+    pub(super) fn note_details(&mut self, r: &Register) {
+        let d = Details {
+            dev_addr: Some(r.dev_addr).filter(|a| !a.addr.is_unspecified()),
+            desc: r.desc,
+        };
+        if let Some(p) = self.pending.get_mut(&r.src_mac) {
+            p.details = d;
+        }
+        if let Some(k) = self.known.get_mut(&r.src_mac) {
+            k.details = d;
+        }
+    }
+
+    /// Direct REGISTERs to known peers that have been quiet, so the NAT mappings and the
+    /// peer-to-peer state stay alive even when traffic flows one way only.
+    pub(super) fn keepalive(&mut self, now_us: u64) {
+        let mut due = Vec::new();
+        for (mac, k) in &mut self.known {
+            if now_us >= k.last_register_us + KEEPALIVE_US {
+                // Checked again in KEEPALIVE_US; a REGISTER goes only to peers that were quiet.
+                k.last_register_us = now_us;
+                if now_us.saturating_sub(k.last_rx()) >= KEEPALIVE_US {
+                    due.push((*mac, k.sock));
+                }
+            }
+        }
+        for (mac, sock) in due {
+            self.send_register(mac, sock, cookie::REGULAR, now_us);
+        }
+    }
+
+    pub(super) fn register_msg(&self, dst_mac: Mac, cookie_value: u32) -> Message {
+        Message::Register(Register {
+            cookie: cookie_value,
+            src_mac: self.cfg.mac,
+            dst_mac,
+            sock: None,
+            dev_addr: self.cfg.dev_addr.unwrap_or(IpSubnet::UNSPECIFIED),
+            desc: self.cfg.desc,
+        })
+    }
+
+    pub(super) fn send_register(
+        &mut self,
+        dst_mac: Mac,
+        to: SocketAddr,
+        cookie_value: u32,
+        now_us: u64,
+    ) {
+        let msg = self.register_msg(dst_mac, cookie_value);
+        self.emit(to, Flags::EMPTY, msg, now_us);
+    }
+
+    /// `-L n > 1`: REGISTER(PORT) with IP TTL n to the peer's public port and the 15 after
+    /// it, opening our NAT towards the ports its NAT is likely to pick next.
+    pub(super) fn port_prediction_burst(&mut self, mac: Mac, sock: SocketAddr, now_us: u64) {
+        for i in 0..16u16 {
+            let mut to = sock;
+            to.set_port(sock.port().wrapping_add(i));
+            let msg = self.register_msg(mac, cookie::PORT);
+            let data = self.encode(Flags::EMPTY, msg, now_us);
+            self.actions.push_back(Action::TransmitTtl {
+                dst: to,
+                data,
+                ttl: self.cfg.register_ttl,
+            });
+        }
+    }
+
+    pub(super) fn on_peer_info(&mut self, now_us: u64, p: PeerInfo) {
+        if !self.cfg.p2p || (!self.pending.contains_key(&p.mac) && !self.known.contains_key(&p.mac))
+        {
+            return;
+        }
+        let sock = SocketAddr::from(p.sock);
+        if let Some(pe) = self.pending.get_mut(&p.mac) {
+            pe.sock = Some(sock);
+            pe.last_seen_us = now_us;
+        }
+        if let Some(pref) = p.preferred_sock.filter(|s| !s.is_loopback()) {
+            self.send_register(p.mac, SocketAddr::from(pref), cookie::LOCAL, now_us);
+        }
+        self.send_register(p.mac, sock, cookie::REGULAR, now_us);
+    }
+
+    pub(super) fn on_register_ack(&mut self, now_us: u64, from: SocketAddr, a: RegisterAck) {
+        if a.dst_mac != self.cfg.mac || !self.cfg.p2p {
+            return;
+        }
+        let details = self.pending.remove(&a.src_mac).map(|p| p.details);
+        let fresh = !self.known.contains_key(&a.src_mac);
+        if fresh && self.known.len() >= MAX_PEERS {
+            return;
+        }
+        let k = self
+            .known
+            .entry(a.src_mac)
+            .or_insert_with(|| Known::new(from, a.cookie, now_us));
+        let moved = k.sock != from;
+        // Spec §7.5: a path ranked lower (e.g. NAT after LAN) replaces a recent one only
+        // after 15 s.
+        if moved && a.cookie < k.cookie && now_us < k.confirmed_us + PATH_HOLD_US {
+            return;
+        }
+        k.sock = from;
+        k.cookie = a.cookie;
+        k.confirmed_us = now_us;
+        if let Some(d) = details {
+            k.details = d;
+        }
+        k.touch(now_us);
+        self.stats.last_p2p_us = now_us;
+        if fresh || moved {
+            info!(peer = %a.src_mac, %from, "peer-to-peer path confirmed");
+            self.actions.push_back(Action::RoutesChanged);
+            self.actions.push_back(Action::PeerEvent {
+                action: peer_action::ADD_P2P,
+                mac: a.src_mac,
+                sock: from,
+            });
+        }
+    }
+
+    /// A hint from the data path.
+    pub fn handle_hint(&mut self, now_us: u64, hint: PeerHint) {
+        if !self.cfg.p2p {
+            return;
+        }
+        match hint {
+            PeerHint::Need(mac) => self.query_peer(now_us, mac),
+            PeerHint::Direct { mac, from } => {
+                self.pending.remove(&mac);
+                self.registration_check(now_us, mac, from, false);
+            }
+            PeerHint::Relayed { mac, sock } => self.registration_check(now_us, mac, sock, true),
+        }
+    }
+
+    /// Spec §7.5 step 2: REGISTER via the supernode and QUERY_PEER, at most once per interval.
+    pub(super) fn query_peer(&mut self, now_us: u64, mac: Mac) {
+        if self.known.contains_key(&mac)
+            && self.known[&mac].fresh(now_us, self.cfg.register_interval_us / 2)
+        {
+            return;
+        }
+        let interval = self.cfg.register_interval_us;
+        let p = self
+            .pending
+            .entry(mac)
+            .or_insert_with(|| Pending::new(None, now_us));
+        if p.last_query_us != 0 && now_us < p.last_query_us + interval {
+            return;
+        }
+        p.last_query_us = now_us;
+        let sn = self.supernode();
+        self.send_register(mac, sn, cookie::FORWARDED, now_us);
+        let q = Message::QueryPeer(QueryPeer {
+            src_mac: self.cfg.mac,
+            target_mac: mac,
+            aflags: 0,
+        });
+        self.emit(sn, Flags::EMPTY, q, now_us);
+    }
+
+    /// Spec §7.5 "registration check": start or refresh the hole punching towards `mac`.
+    pub(super) fn registration_check(
+        &mut self,
+        now_us: u64,
+        mac: Mac,
+        sock: SocketAddr,
+        via_supernode: bool,
+    ) {
+        if mac == self.cfg.mac || mac.is_multi_or_broadcast() {
+            return;
+        }
+        if let Some(k) = self.known.get_mut(&mac) {
+            if !via_supernode && k.sock == sock {
+                k.touch(now_us);
+                return;
+            }
+            if k.fresh(now_us, self.cfg.register_interval_us / 2) {
+                return;
+            }
+        }
+        if !self.pending.contains_key(&mac) && self.pending.len() >= MAX_PEERS {
+            return;
+        }
+        let p = self
+            .pending
+            .entry(mac)
+            .or_insert_with(|| Pending::new(Some(sock), now_us));
+        p.sock = Some(sock);
+        p.last_seen_us = now_us;
+        if p.last_register_us != 0 && now_us < p.last_register_us + 1_000_000 {
+            return;
+        }
+        p.last_register_us = now_us;
+        if !via_supernode {
+            self.send_register(mac, sock, cookie::REGULAR, now_us);
+        } else {
+            match self.cfg.register_ttl {
+                0 => self.send_register(mac, sock, cookie::REGULAR, now_us),
+                1 => {}
+                _ => self.port_prediction_burst(mac, sock, now_us),
+            }
+            let sn = self.supernode();
+            self.send_register(mac, sn, cookie::FORWARDED, now_us);
+        }
+        self.announce_on_lan(now_us);
+    }
+
+    /// Whether a known peer may be sent to directly.
+    pub fn route(&self, mac: &Mac, now_us: u64) -> Option<SocketAddr> {
+        self.known
+            .get(mac)
+            .filter(|k| k.fresh(now_us, self.cfg.register_interval_us / 2))
+            .map(|k| k.sock)
+    }
+
+    /// The liveness counters the data path updates for each known peer.
+    pub fn routes(&self) -> impl Iterator<Item = (Mac, SocketAddr, Arc<AtomicU64>)> + '_ {
+        self.known
+            .iter()
+            .map(|(m, k)| (*m, k.sock, k.last_rx_handle()))
+    }
+}
