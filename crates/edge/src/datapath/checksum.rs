@@ -19,8 +19,9 @@ pub fn sum(data: &[u8], seed: u64) -> u16 {
     acc as u16
 }
 
-/// The IPv4 pseudo-header sum for `proto` and a transport segment of `len` bytes.
-pub fn pseudo_v4(addrs: &[u8], proto: u8, len: usize) -> u64 {
+/// The pseudo-header sum for `proto` and a transport segment of `len` bytes; `addrs` is
+/// source and destination, 8 bytes (IPv4) or 32 (IPv6).
+pub fn pseudo(addrs: &[u8], proto: u8, len: usize) -> u64 {
     u64::from(sum(addrs, 0)) + u64::from(proto) + len as u64
 }
 

@@ -1,19 +1,21 @@
-//! TAP-side GRO (data-path.md §4–5): consecutive TCP/IPv4 segments of one flow that arrive in
+//! TAP-side GRO (data-path.md §4–5): consecutive TCP segments (IPv4 or IPv6) of one flow that arrive in
 //! one receive batch are joined into one super-frame and written to the TAP once, so the
 //! kernel's TCP stack runs once per batch instead of once per frame (and acknowledges less).
 //! Everything else is written frame by frame, in order.
 
 use std::io;
 
-use tun_rs::{VIRTIO_NET_HDR_GSO_TCPV4, VirtioNetHdr};
+use tun_rs::{VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VirtioNetHdr};
 
 use super::offload::VNET_HDR;
 use super::{FrameIo, checksum};
 
 const ETH: usize = 14;
-const IP: usize = 20;
-/// Largest super-frame: an IPv4 packet of 64 KiB − 1 behind its Ethernet header.
-const MAX_SUPER: usize = ETH + 65_535;
+const IP4: usize = 20;
+const IP6: usize = 40;
+/// Largest super-frame: an IPv4 packet of 64 KiB − 1 (or an IPv6 payload of that size)
+/// behind its Ethernet header.
+const MAX_SUPER: usize = ETH + IP6 + 65_535;
 const TCP_ACK: u8 = 0x10;
 const TCP_PSH: u8 = 0x08;
 const NEEDS_CSUM: u8 = 1;
@@ -21,6 +23,8 @@ const NEEDS_CSUM: u8 = 1;
 /// A TCP segment that may be joined to others.
 #[derive(Debug, Clone, Copy)]
 struct Segment {
+    /// IP header bytes: 20 (IPv4) or 40 (IPv6).
+    ip_len: usize,
     /// Ethernet + IP + TCP header bytes.
     hdr_len: usize,
     payload: usize,
@@ -28,30 +32,51 @@ struct Segment {
     psh: bool,
 }
 
-/// Parses `frame` as a plain TCP/IPv4 data segment with valid checksums (the super-frame's
-/// checksum is recomputed by the kernel, so a bad segment must not get in).
+/// Parses `frame` as a plain TCP data segment with valid checksums (the super-frame's
+/// checksum is recomputed by the kernel, so a bad segment must not get in): IPv4 without
+/// options, DF set and not a fragment, or IPv6 with TCP as the first next header.
 fn segment(frame: &[u8]) -> Option<Segment> {
-    if frame.len() < ETH + IP + 20 || frame[12..14] != [0x08, 0x00] {
+    if frame.len() < ETH + IP4 + 20 {
         return None;
     }
     let ip = &frame[ETH..];
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    // Header without options; DF set, not a fragment; TCP; no Ethernet padding.
-    if ip[0] != 0x45 || ip[6] != 0x40 || ip[7] != 0 || ip[9] != 6 || ETH + total != frame.len() {
+    let (ip_len, end, addrs) = match frame[12..14] {
+        [0x08, 0x00] => {
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            if ip[0] != 0x45 || ip[6] != 0x40 || ip[7] != 0 || ip[9] != 6 {
+                return None;
+            }
+            if checksum::sum(&ip[..IP4], 0) != 0xffff {
+                return None;
+            }
+            (IP4, total, 12..20)
+        }
+        [0x86, 0xdd] if frame.len() >= ETH + IP6 + 20 => {
+            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if ip[0] >> 4 != 6 || ip[6] != 6 {
+                return None;
+            }
+            (IP6, IP6 + payload, 8..40)
+        }
+        _ => return None,
+    };
+    // No Ethernet padding: the IP length covers the frame exactly.
+    if ETH + end != frame.len() {
         return None;
     }
-    let tcp = &ip[IP..total];
+    let tcp = &ip[ip_len..end];
     let th = usize::from(tcp[12] >> 4) * 4;
     let flags = tcp[13];
     if th < 20 || th >= tcp.len() || flags & !TCP_PSH != TCP_ACK {
         return None;
     }
-    let pseudo = checksum::pseudo_v4(&ip[12..20], 6, tcp.len());
-    if checksum::sum(&ip[..IP], 0) != 0xffff || checksum::sum(tcp, pseudo) != 0xffff {
+    let pseudo = checksum::pseudo(&ip[addrs], 6, tcp.len());
+    if checksum::sum(tcp, pseudo) != 0xffff {
         return None;
     }
     Some(Segment {
-        hdr_len: ETH + IP + th,
+        ip_len,
+        hdr_len: ETH + ip_len + th,
         payload: tcp.len() - th,
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         psh: flags & TCP_PSH != 0,
@@ -85,6 +110,7 @@ impl Default for Coalescer {
             buf: vec![0u8; VNET_HDR + MAX_SUPER].into_boxed_slice(),
             len: 0,
             first: Segment {
+                ip_len: 0,
                 hdr_len: 0,
                 payload: 0,
                 seq: 0,
@@ -122,7 +148,7 @@ impl Coalescer {
             self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
             self.closed = seg.payload < self.first.payload;
             if seg.psh {
-                self.buf[VNET_HDR + ETH + IP + 13] |= TCP_PSH;
+                self.buf[VNET_HDR + ETH + self.first.ip_len + 13] |= TCP_PSH;
             }
         } else {
             self.flush(tap)?;
@@ -143,20 +169,30 @@ impl Coalescer {
     /// Whether `frame` continues the pending super-frame: same Ethernet header, same flow,
     /// IP and TCP fields and options, the next sequence number, at most the first's size.
     fn joins(&self, frame: &[u8], seg: &Segment) -> bool {
-        if self.segments == 0 || self.closed || seg.hdr_len != self.first.hdr_len {
+        if self.segments == 0
+            || self.closed
+            || seg.hdr_len != self.first.hdr_len
+            || seg.ip_len != self.first.ip_len
+        {
             return false;
         }
         let head = &self.buf[VNET_HDR..VNET_HDR + self.first.hdr_len];
-        let (ip, tcp) = (ETH, ETH + IP);
+        let (ip, tcp) = (ETH, ETH + seg.ip_len);
+        let same_ip = if seg.ip_len == IP4 {
+            // TOS; DF; TTL and protocol; addresses.
+            head[ip + 1] == frame[ip + 1]
+                && head[ip + 6] == frame[ip + 6]
+                && head[ip + 8..ip + 10] == frame[ip + 8..ip + 10]
+                && head[ip + 12..ip + 20] == frame[ip + 12..ip + 20]
+        } else {
+            // Version, traffic class and flow label; next header and hop limit; addresses.
+            head[ip..ip + 4] == frame[ip..ip + 4] && head[ip + 6..ip + 40] == frame[ip + 6..ip + 40]
+        };
         seg.seq == self.next_seq
             && seg.payload <= self.first.payload
             && self.len + seg.payload <= MAX_SUPER
             && head[..ETH] == frame[..ETH]
-            // TOS; DF; TTL and protocol; addresses.
-            && head[ip + 1] == frame[ip + 1]
-            && head[ip + 6] == frame[ip + 6]
-            && head[ip + 8..ip + 10] == frame[ip + 8..ip + 10]
-            && head[ip + 12..ip + 20] == frame[ip + 12..ip + 20]
+            && same_ip
             // Ports; acknowledgement; data offset; window; options.
             && head[tcp..tcp + 4] == frame[tcp..tcp + 4]
             && head[tcp + 8..tcp + 13] == frame[tcp + 8..tcp + 13]
@@ -174,24 +210,30 @@ impl Coalescer {
         if segments == 1 {
             self.buf[..VNET_HDR].fill(0);
         } else {
+            let ip_len = self.first.ip_len;
             let f = &mut self.buf[VNET_HDR..VNET_HDR + len];
-            let ip_len = (len - ETH) as u16;
-            f[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
-            f[ETH + 10..ETH + 12].fill(0);
-            let ip_sum = !checksum::sum(&f[ETH..ETH + IP], 0);
-            f[ETH + 10..ETH + 12].copy_from_slice(&ip_sum.to_be_bytes());
+            let tcp_len = len - ETH - ip_len;
+            let (gso_type, addrs) = if ip_len == IP4 {
+                let total = (len - ETH) as u16;
+                f[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+                f[ETH + 10..ETH + 12].fill(0);
+                let ip_sum = !checksum::sum(&f[ETH..ETH + IP4], 0);
+                f[ETH + 10..ETH + 12].copy_from_slice(&ip_sum.to_be_bytes());
+                (VIRTIO_NET_HDR_GSO_TCPV4, ETH + 12..ETH + 20)
+            } else {
+                f[ETH + 4..ETH + 6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+                (VIRTIO_NET_HDR_GSO_TCPV6, ETH + 8..ETH + 40)
+            };
             // A partial checksum: the kernel adds the segment's sum to this pseudo-header sum.
-            let pseudo = checksum::sum(
-                &[],
-                checksum::pseudo_v4(&f[ETH + 12..ETH + 20], 6, len - ETH - IP),
-            );
-            f[ETH + IP + 16..ETH + IP + 18].copy_from_slice(&pseudo.to_be_bytes());
+            let pseudo = checksum::sum(&[], checksum::pseudo(&f[addrs], 6, tcp_len));
+            let at = ETH + ip_len + 16;
+            f[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
             let hdr = VirtioNetHdr {
                 flags: NEEDS_CSUM,
-                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                gso_type,
                 hdr_len: self.first.hdr_len as u16,
                 gso_size: self.first.payload as u16,
-                csum_start: (ETH + IP) as u16,
+                csum_start: (ETH + ip_len) as u16,
                 csum_offset: 16,
             };
             hdr.encode(&mut self.buf[..VNET_HDR])?;
@@ -208,7 +250,7 @@ mod tests {
 
     use super::*;
     use crate::datapath::FRAME_AT;
-    use crate::datapath::offload::tests::tcp_super_frame;
+    use crate::datapath::offload::tests::{tcp_super_frame, tcp6_super_frame};
     use crate::datapath::offload::{MAX_SEGMENTS, Slot, segment as split};
 
     #[derive(Default)]
@@ -259,6 +301,21 @@ mod tests {
         assert_eq!(written.len(), 1);
         assert_eq!(counts, (1, 17));
         assert_eq!(frames_of(&written[0]), frames);
+    }
+
+    #[test]
+    fn an_ipv6_flow_is_joined_too() {
+        let frames = frames_of(&tcp6_super_frame(20_000, 1200));
+        assert_eq!(frames.len(), 17);
+        let (written, counts) = coalesce(&frames);
+        assert_eq!(counts, (1, 17));
+        assert_eq!(written[0][1], tun_rs::VIRTIO_NET_HDR_GSO_TCPV6);
+        assert_eq!(frames_of(&written[0]), frames);
+        // An IPv4 segment after IPv6 ones starts a new super-frame.
+        let mut mixed = frames[..3].to_vec();
+        mixed.extend(frames_of(&tcp_super_frame(3000, 1000)));
+        let (written, counts) = coalesce(&mixed);
+        assert_eq!((written.len(), counts), (2, (2, 6)));
     }
 
     #[test]

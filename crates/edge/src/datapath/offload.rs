@@ -191,6 +191,35 @@ pub(super) mod tests {
         f
     }
 
+    /// The same over IPv6 (fd00::1 → fd00::2).
+    pub(crate) fn tcp6_super_frame(payload: usize, mss: u16) -> Vec<u8> {
+        let v4 = tcp_super_frame(payload, mss);
+        let mut f = vec![0u8; VNET_HDR];
+        let hdr = VirtioNetHdr {
+            flags: NEEDS_CSUM,
+            gso_type: tun_rs::VIRTIO_NET_HDR_GSO_TCPV6,
+            hdr_len: 14 + 40 + 20,
+            gso_size: mss,
+            csum_start: 14 + 40,
+            csum_offset: 16,
+        };
+        hdr.encode(&mut f).expect("10 bytes");
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+        let mut ip = [0u8; 40];
+        ip[0] = 0x60;
+        ip[4..6].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+        ip[6] = 6;
+        ip[7] = 64;
+        ip[8] = 0xfd;
+        ip[23] = 1;
+        ip[24] = 0xfd;
+        ip[39] = 2;
+        f.extend_from_slice(&ip);
+        // TCP header and payload as in the IPv4 frame.
+        f.extend_from_slice(&v4[VNET_HDR + 14 + 20..]);
+        f
+    }
+
     fn tcp_checksum_ok(frame: &[u8]) -> bool {
         let ip = &frame[14..];
         let ihl = usize::from(ip[0] & 15) * 4;
