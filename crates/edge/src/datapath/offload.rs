@@ -157,19 +157,26 @@ pub(super) mod tests {
         )
     }
 
-    /// Ethernet + IPv4 + TCP with `payload` bytes, checksums as the kernel leaves them for TSO.
-    pub(crate) fn tcp_super_frame(payload: usize, mss: u16) -> Vec<u8> {
+    /// A TSO virtio header and an Ethernet header for IP headers of `ip_len` bytes.
+    fn tso_head(gso_type: u8, ip_len: u16, mss: u16, ethertype: [u8; 2]) -> Vec<u8> {
         let mut f = vec![0u8; VNET_HDR];
         let hdr = VirtioNetHdr {
             flags: NEEDS_CSUM,
-            gso_type: tun_rs::VIRTIO_NET_HDR_GSO_TCPV4,
-            hdr_len: 14 + 20 + 20,
+            gso_type,
+            hdr_len: 14 + ip_len + 20,
             gso_size: mss,
-            csum_start: 14 + 20,
+            csum_start: 14 + ip_len,
             csum_offset: 16,
         };
         hdr.encode(&mut f).expect("10 bytes");
-        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&ethertype);
+        f
+    }
+
+    /// Ethernet + IPv4 + TCP with `payload` bytes, checksums as the kernel leaves them for TSO.
+    pub(crate) fn tcp_super_frame(payload: usize, mss: u16) -> Vec<u8> {
+        let mut f = tso_head(tun_rs::VIRTIO_NET_HDR_GSO_TCPV4, 20, mss, [0x08, 0x00]);
         let total = (20 + 20 + payload) as u16;
         let mut ip = [0u8; 20];
         ip[0] = 0x45;
@@ -194,17 +201,7 @@ pub(super) mod tests {
     /// The same over IPv6 (fd00::1 → fd00::2).
     pub(crate) fn tcp6_super_frame(payload: usize, mss: u16) -> Vec<u8> {
         let v4 = tcp_super_frame(payload, mss);
-        let mut f = vec![0u8; VNET_HDR];
-        let hdr = VirtioNetHdr {
-            flags: NEEDS_CSUM,
-            gso_type: tun_rs::VIRTIO_NET_HDR_GSO_TCPV6,
-            hdr_len: 14 + 40 + 20,
-            gso_size: mss,
-            csum_start: 14 + 40,
-            csum_offset: 16,
-        };
-        hdr.encode(&mut f).expect("10 bytes");
-        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+        let mut f = tso_head(tun_rs::VIRTIO_NET_HDR_GSO_TCPV6, 40, mss, [0x86, 0xdd]);
         let mut ip = [0u8; 40];
         ip[0] = 0x60;
         ip[4..6].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
