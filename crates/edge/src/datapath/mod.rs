@@ -81,6 +81,18 @@ pub struct DataConfig {
     pub p2p_window_us: u64,
 }
 
+impl DataConfig {
+    /// Opens a received datagram's header in place: with `-H` decrypts it and returns its
+    /// time stamp, else checks the plain header's version. `None`: drop it.
+    pub fn open_header(&self, data: &mut [u8], now_us: u64) -> Option<Option<u64>> {
+        match &self.header_key {
+            Some(key) => key.open(data, &self.community, now_us).ok().map(Some),
+            None if data.len() >= 24 && data[0] == n2n_proto::PKT_VERSION => Some(None),
+            None => None,
+        }
+    }
+}
+
 /// Packet counters for the management API.
 #[derive(Debug, Default)]
 pub struct Counters {

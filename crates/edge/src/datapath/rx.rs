@@ -10,7 +10,7 @@ use n2n_crypto::compress::Codec;
 use n2n_crypto::{PacketContext, SenderStamp, Transform};
 use n2n_daemon::unix_micros;
 use n2n_proto::msg::compression;
-use n2n_proto::{Datagram, Flags, Mac, Message, MsgType, PKT_VERSION};
+use n2n_proto::{Datagram, Flags, Mac, Message, MsgType};
 use quinn_udp::UdpSocketState;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
@@ -89,20 +89,10 @@ impl Rx {
     /// One datagram: control messages go to the machine, PACKETs are opened onto the TAP.
     fn handle(&mut self, data: &mut [u8], from: SocketAddr) {
         let now = unix_micros();
-        let n = data.len();
-        let shared = Arc::clone(&self.shared);
+        let shared = &*self.shared;
         let cfg = &shared.cfg;
-        let stamp = match &cfg.header_key {
-            Some(key) => match key.open(data, &cfg.community, now) {
-                Ok(s) => Some(s),
-                Err(_) => return self.drop_one(),
-            },
-            None => {
-                if n < 24 || data[0] != PKT_VERSION {
-                    return self.drop_one();
-                }
-                None
-            }
+        let Some(stamp) = cfg.open_header(data, now) else {
+            return self.drop_one();
         };
         if MsgType::from(data[3] & 0x1f) != MsgType::Packet {
             let _ = self.events.send(Event::Control {
@@ -181,7 +171,7 @@ impl Rx {
         }
         Counters::bump(&shared.counters.transop_rx);
         account(
-            &shared,
+            shared,
             &snap,
             &mut self.hints,
             &self.events,

@@ -3,11 +3,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
-use n2n_crypto::HeaderKey;
-use n2n_proto::{Community, Datagram, PKT_VERSION, Sock};
+use n2n_proto::{Datagram, Sock};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cli::Preferred;
+use crate::datapath::DataConfig;
 use crate::machine::LAN_GROUP;
 
 /// `-e`: the address given, or with `auto` the local address of the route to `supernode`
@@ -40,18 +40,10 @@ pub fn lan_socket() -> std::io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-/// A datagram heard on the group: header-decrypted (`-H`) and decoded, with its time stamp.
-pub fn decode(
-    data: &mut [u8],
-    key: Option<&HeaderKey>,
-    community: &Community,
-    now_us: u64,
-) -> Option<(Datagram, Option<u64>)> {
-    let stamp = match key {
-        Some(k) => Some(k.open(data, community, now_us).ok()?),
-        None if data.first() == Some(&PKT_VERSION) => None,
-        None => return None,
-    };
+/// A datagram heard on the group: header opened as the receive thread does, decoded, with
+/// its time stamp.
+pub fn decode(data: &mut [u8], cfg: &DataConfig, now_us: u64) -> Option<(Datagram, Option<u64>)> {
+    let stamp = cfg.open_header(data, now_us)?;
     let (d, _) = Datagram::decode(data).ok()?;
     Some((d, stamp))
 }

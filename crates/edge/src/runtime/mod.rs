@@ -393,10 +393,7 @@ impl Shell {
                 r = recv_optional(lan_sock.as_ref(), &mut lbuf) => {
                     let Ok((n, from)) = r else { continue };
                     let now = unix_micros();
-                    let cfg = &self.shared.cfg;
-                    if let Some((d, stamp)) =
-                        lan::decode(&mut lbuf[..n], cfg.header_key.as_ref(), &cfg.community, now)
-                    {
+                    if let Some((d, stamp)) = lan::decode(&mut lbuf[..n], &self.shared.cfg, now) {
                         m.handle_lan(now, from, d, stamp);
                     }
                 }
