@@ -420,16 +420,7 @@ impl Edge {
                 if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
                     return;
                 }
-                let ack = Message::RegisterAck(RegisterAck {
-                    cookie: r.cookie,
-                    dst_mac: r.src_mac,
-                    src_mac: self.cfg.mac,
-                    sock: None,
-                });
-                self.emit(from, Flags::EMPTY, ack, now_us);
-                self.pending.remove(&r.src_mac);
-                self.registration_check(now_us, r.src_mac, from, false);
-                self.note_details(&r);
+                self.answer_register(now_us, from, &r);
             }
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => {}

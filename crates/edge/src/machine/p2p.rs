@@ -35,16 +35,21 @@ impl Edge {
         {
             return;
         }
-        let src = r.src_mac;
+        self.answer_register(now_us, from, r);
+    }
+
+    /// A REGISTER that reached us directly (unicast or on the LAN group): ACK it to its
+    /// sender, echoing the cookie, and register towards that socket in turn.
+    pub(super) fn answer_register(&mut self, now_us: u64, from: SocketAddr, r: &Register) {
         let ack = Message::RegisterAck(RegisterAck {
             cookie: r.cookie,
-            dst_mac: src,
+            dst_mac: r.src_mac,
             src_mac: self.cfg.mac,
             sock: None,
         });
         self.emit(from, Flags::EMPTY, ack, now_us);
-        self.pending.remove(&src);
-        self.registration_check(now_us, src, from, false);
+        self.pending.remove(&r.src_mac);
+        self.registration_check(now_us, r.src_mac, from, false);
         self.note_details(r);
     }
 
