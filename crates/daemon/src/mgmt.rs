@@ -91,6 +91,17 @@ pub fn parse<'a>(
     password_hash: u64,
     methods: &[(&str, bool, &str)],
 ) -> Result<Request<'a>, Vec<String>> {
+    parse_in(text, password_hash, methods, "unknowncmd")
+}
+
+/// [`parse`] against another table (the edge's subscription topics), whose misses are
+/// reported as `unknown`.
+pub fn parse_in<'a>(
+    text: &'a str,
+    password_hash: u64,
+    methods: &[(&str, bool, &str)],
+    unknown: &str,
+) -> Result<Request<'a>, Vec<String>> {
     let mut words = text.split(' ').filter(|w| !w.is_empty());
     let kind = words.next().unwrap_or("");
     let Some(options) = words.next() else {
@@ -117,7 +128,7 @@ pub fn parse<'a>(
         return Err(error(&tag, "badauth"));
     }
     let Some(&(_, writable, _)) = methods.iter().find(|m| m.0 == method) else {
-        return Err(error(&tag, "unknowncmd"));
+        return Err(error(&tag, unknown));
     };
     if kind == "w" && !writable {
         return Err(error(&tag, "readonly"));
@@ -172,5 +183,30 @@ pub fn stop_or_verbose(
             Some(format!("\"traceLevel\":{verbosity}"))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: [(&str, bool, &str); 1] = [("peer", false, "Changes to peer list")];
+
+    #[test]
+    fn misses_are_named_after_the_table_and_passwords_are_checked() {
+        let hash = pearson_hash_64(b"n2n");
+        let r = parse_in("s 7:1:n2n peer", hash, &TABLE, "unknowntopic").expect("valid");
+        assert_eq!((r.kind, r.tag.as_str(), r.method), ("s", "7", "peer"));
+        assert!(
+            parse_in("s 7:1:n2n nope", hash, &TABLE, "unknowntopic").expect_err("unknown topic")[0]
+                .contains("\"unknowntopic\"")
+        );
+        assert!(
+            parse("r 7 nope", hash, &TABLE).expect_err("unknown")[0].contains("\"unknowncmd\"")
+        );
+        assert!(
+            parse_in("s 7 peer", hash, &TABLE, "unknowntopic").expect_err("no password")[0]
+                .contains("badauth")
+        );
     }
 }

@@ -91,8 +91,13 @@ impl Subscriptions {
     /// `_tag` and `_type`.
     pub fn post(&mut self, topic: &str, fields: &str) {
         let Some(i) = topic_index(topic) else { return };
-        let debug = &self.by_topic[0];
-        for sub in [&self.by_topic[i], debug].into_iter().flatten() {
+        // The debug subscriber gets a copy, once even when `topic` is debug itself.
+        let debug = if i == 0 {
+            None
+        } else {
+            self.by_topic[0].as_ref()
+        };
+        for sub in self.by_topic[i].iter().chain(debug) {
             self.outbox.push((
                 sub.addr,
                 format!(
@@ -100,9 +105,6 @@ impl Subscriptions {
                     js(&sub.tag)
                 ),
             ));
-            if i == 0 {
-                break;
-            }
         }
     }
 

@@ -132,12 +132,9 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
 
 /// `s <tag>:1:<password> <topic>`.
 fn subscribe(ctl: &mut Control, text: &str, from: std::net::SocketAddr) -> Vec<String> {
-    match mgmt::parse(text, ctl.password_hash, &TOPICS) {
+    match mgmt::parse_in(text, ctl.password_hash, &TOPICS, "unknowntopic") {
         Ok(req) => ctl.subs.subscribe(req.method, &req.tag, from),
-        Err(reply) => reply
-            .into_iter()
-            .map(|r| r.replace("\"unknowncmd\"", "\"unknowntopic\""))
-            .collect(),
+        Err(reply) => reply,
     }
 }
 

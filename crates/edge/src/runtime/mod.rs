@@ -184,6 +184,12 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
             .name("n2n-rx".into())
             .spawn(move || datapath::run_rx(shared, udp, state, open, codec, events))?;
     }
+    let ctl = Control {
+        password_hash: cfg.mgmt_password_hash,
+        verbosity: cfg.verbosity,
+        keep_running: true,
+        subs: Default::default(),
+    };
     let mut shell = Shell {
         cfg,
         shared,
@@ -194,15 +200,8 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         tx_started: false,
         tap_dev: None,
         mac,
-        ctl: Control {
-            password_hash: 0,
-            verbosity: 0,
-            keep_running: true,
-            subs: Default::default(),
-        },
+        ctl,
     };
-    shell.ctl.password_hash = shell.cfg.mgmt_password_hash;
-    shell.ctl.verbosity = shell.cfg.verbosity;
     if let Some(addr) = static_addr {
         shell.bring_up_tap(addr)?;
     }
