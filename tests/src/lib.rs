@@ -227,32 +227,22 @@ impl Lab {
                 &["ip", "route", "add", "default", "via", &format!("{lan}1")],
             );
             lab.exec_ok(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-            let masq: &[&str] = match kind {
-                Nat::Symmetric => &[
-                    "iptables",
-                    "-t",
-                    "nat",
-                    "-A",
-                    "POSTROUTING",
-                    "-o",
-                    "wan",
-                    "-j",
-                    "MASQUERADE",
-                    "--random-fully",
-                ],
-                _ => &[
-                    "iptables",
-                    "-t",
-                    "nat",
-                    "-A",
-                    "POSTROUTING",
-                    "-o",
-                    "wan",
-                    "-j",
-                    "MASQUERADE",
-                ],
-            };
-            lab.exec_ok(&router, masq);
+            let mut masq = vec![
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "wan",
+                "-j",
+                "MASQUERADE",
+            ];
+            if *kind == Nat::Symmetric {
+                // A new random source port per destination: hole punching cannot work.
+                masq.push("--random-fully");
+            }
+            lab.exec_ok(&router, &masq);
             for chain in ["FORWARD", "INPUT"] {
                 lab.exec_ok(
                     &router,

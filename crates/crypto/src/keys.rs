@@ -101,28 +101,24 @@ pub fn key_from_text(text: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     #[test]
     fn spec_vectors() {
         let prv = private_key_from_text("00420mG51WS82GeB30qE3m");
         assert_eq!(
-            hex(&prv),
+            hex::encode(prv),
             "a4f4b51c8a0a09f97e9822ca8accb3f94d5a0d020b9d08ea039b46418e3c0d49"
         );
         let pubk = public_key(&prv);
         assert_eq!(
-            hex(&pubk),
+            hex::encode(pubk),
             "ca58616ff925d0cd1da56248a0155eada9f35c105f20b642b0a97c1e0ed7e94b"
         );
         assert_eq!(
-            hex(&shared_secret(&prv, &pubk)),
+            hex::encode(shared_secret(&prv, &pubk)),
             "5d947b0bdb54e8708a09b0db6f0b0d311bb85fba577434bd3bc5c46cd5aea484"
         );
         assert_eq!(
-            hex(&x25519([0x55; 32], N2N_BASE_POINT)),
+            hex::encode(x25519([0x55; 32], N2N_BASE_POINT)),
             "7f421bf9345a59844a30bc536474fa7c158177a44d346d2f8bc18c05d6a94454"
         );
         let seq: Vec<u8> = (0..16).collect();
@@ -132,7 +128,7 @@ mod tests {
         let mut fed = [0u8; 20];
         fed[..11].copy_from_slice(b"*Federation");
         assert_eq!(
-            hex(&dynamic_key(&comm, &fed, 1_700_000_000)),
+            hex::encode(dynamic_key(&comm, &fed, 1_700_000_000)),
             "f7190893bb751cee73eb0a272af01828"
         );
     }

@@ -67,19 +67,15 @@ pub fn pearson_hash_256(input: &[u8]) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     #[test]
     fn spec_vectors() {
         let input: Vec<u8> = (0..512).map(|i| (i % 16) as u8).collect();
         assert_eq!(
-            hex(&pearson_hash_256(&input)),
+            hex::encode(pearson_hash_256(&input)),
             "40095cca286bfb934c4af7c079a8045ab53dcfb3a7ed1856b2d98fa82ea108be"
         );
         assert_eq!(
-            hex(&pearson_hash_128(&input)),
+            hex::encode(pearson_hash_128(&input)),
             "b53dcfb3a7ed1856b2d98fa82ea108be"
         );
         assert_eq!(pearson_hash_64(&input), 0xb2d9_8fa8_2ea1_08be);
@@ -87,7 +83,7 @@ mod tests {
         assert_eq!(pearson_hash_16(&input), 0x08be);
         assert_eq!(pearson_hash_64(b"abc"), 0x582b_9df2_877c_ecc8);
         assert_eq!(
-            hex(&pearson_hash_128(b"")),
+            hex::encode(pearson_hash_128(b"")),
             "da26e52fa3730902b4d055fcf2cbbd7b"
         );
         assert_eq!(pearson_hash_64(b"n2n"), 0x0c3c_c376_7829_1925);

@@ -17,8 +17,8 @@ use tracing::{info, warn};
 use crate::machine::{Outbox, Supernode};
 use crate::mgmt::{self, Control};
 
-/// Receive buffer: n2n's N2N_SN_PKTBUF_SIZE; longer datagrams are truncated and then fail to
-/// decode or decrypt.
+/// n2n's N2N_SN_PKTBUF_SIZE: each datagram of a receive batch is cut to it, so longer ones
+/// fail to decode or decrypt, as with the reference.
 const RECV_BUF: usize = 2048;
 
 /// Runs until `shutdown` completes or the management API says stop. `state` is `udp`'s

@@ -4,11 +4,7 @@ use super::*;
 use crate::random::{OsRandom, Xorshift128Plus};
 
 fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("hex")
 }
 
 fn community() -> Community {

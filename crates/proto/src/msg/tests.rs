@@ -5,11 +5,7 @@ use crate::types::{Auth, Desc, IpSubnet, Mac, Sock};
 use std::net::{Ipv4Addr, SocketAddr};
 
 fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("hex")
 }
 
 fn community() -> Community {
