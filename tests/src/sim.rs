@@ -359,7 +359,8 @@ impl SimNet {
                 continue;
             }
             if let Some(sn) = self.sn.as_mut() {
-                sn.handle_timeout(next);
+                let mut out = Outbox::default();
+                sn.handle_timeout(next, &mut out);
             }
             for id in 0..self.edges.len() {
                 if self.edges[id].machine.poll_timeout() <= next {

@@ -8,7 +8,8 @@ use n2n_daemon::conf::{ArgStyle, expand_args};
 use n2n_proto::{Mac, VersionString};
 
 use crate::community_list::CommunityList;
-use crate::machine::{AutoIpRange, DEFAULT_MAX_EDGES, MachineConfig};
+use crate::machine::federation::DEFAULT_FEDERATION;
+use crate::machine::{AutoIpRange, DEFAULT_MAX_EDGES, MachineConfig, federation_community};
 
 /// The default supernode port (N2N_SN_LPORT_DEFAULT).
 pub const DEFAULT_PORT: u16 = 7654;
@@ -41,10 +42,10 @@ pub struct Args {
     /// Range community subnets are drawn from
     #[arg(short = 'a', long = "autoip", value_name = "MIN-MAX/BITS", default_value = "10.128.0.0-10.255.255.0/24", value_parser = parse_autoip)]
     pub autoip: AutoIpRange,
-    /// Federation name (federation itself is not supported yet)
-    #[arg(short = 'F', value_name = "NAME", default_value = "Federation")]
-    pub federation: String,
-    /// Another supernode of the federation, host:port (repeatable; not supported yet)
+    /// Federation name [default: $N2N_FEDERATION, else Federation]
+    #[arg(short = 'F', value_name = "NAME")]
+    pub federation: Option<String>,
+    /// Another supernode of the federation, host:port (repeatable)
     #[arg(short = 'l', value_name = "HOST:PORT", value_parser = parse_anchor)]
     pub anchors: Vec<String>,
     /// Supernode MAC address [default: random]
@@ -117,6 +118,8 @@ impl Args {
             None => MachineConfig::default().version,
         };
         Ok(MachineConfig {
+            federation: federation_community(&self.federation_name()),
+            listen: self.listen().ok(),
             mac: Mac(mac),
             auto_ip: self.autoip,
             spoofing_protection: !self.no_spoofing_protection,
@@ -124,6 +127,15 @@ impl Args {
             max_edges: self.max_edges,
             communities,
         })
+    }
+
+    /// `-F`, else the N2N_FEDERATION environment variable, else n2n's default.
+    pub fn federation_name(&self) -> String {
+        self.federation
+            .clone()
+            .or_else(|| std::env::var("N2N_FEDERATION").ok())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_FEDERATION.to_string())
     }
 
     pub fn management_password_hash(&self) -> u64 {

@@ -71,8 +71,8 @@ fn main() -> ExitCode {
         error!("cannot drop privileges: {e}");
         return ExitCode::from(1);
     }
-    if !args.anchors.is_empty() || args.federation != "Federation" {
-        warn!("federation (-l, -F) is not supported yet: this supernode serves its own edges only");
+    if args.federation_name() == n2n_supernode::machine::federation::DEFAULT_FEDERATION {
+        warn!("using the default federation name; a custom one (-F) is highly recommended");
     }
     if let Some(list) = &cfg.communities {
         for line in &list.skipped {
@@ -98,7 +98,16 @@ fn main() -> ExitCode {
         let state = n2n_daemon::udp::offload_state(&udp, false)?;
         let udp = tokio::net::UdpSocket::from_std(udp)?;
         let mgmt = tokio::net::UdpSocket::from_std(nonblocking(mgmt)?)?;
-        runtime::run(sn, udp, state, mgmt, ctl, Some(log), runtime::termination()).await
+        let sockets = runtime::Sockets { udp, state, mgmt };
+        runtime::run(
+            sn,
+            sockets,
+            args.anchors.clone(),
+            ctl,
+            Some(log),
+            runtime::termination(),
+        )
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

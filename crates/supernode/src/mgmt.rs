@@ -63,6 +63,26 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
         "###", "TAP", "MAC", "EDGE", "HINT", "LAST SEEN"
     )];
     let mut n = 0;
+    out.push("FEDERATION '-/-'\n".into());
+    for m in &sn.federation().members {
+        n += 1;
+        out.push(format!(
+            "{n:<4} | {:<15} | {:<17} | {:<21} | {:<15} | {}\n",
+            if m.anchor { "-l" } else { "" },
+            if m.mac.is_null() {
+                String::new()
+            } else {
+                m.mac.to_string()
+            },
+            m.sock.to_string(),
+            "",
+            if m.last_seen_us == 0 {
+                String::new()
+            } else {
+                secs(m.last_seen_us).to_string()
+            }
+        ));
+    }
     for c in sn.communities() {
         let kind = if c.listed {
             "FIXED NAME COMMUNITY"
@@ -155,6 +175,7 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
             rows.row(&format!("\"ok\":{ok}"));
         }
         "communities" => {
+            rows.row("\"community\":\"-/-\",\"purgeable\":0,\"is_federation\":1,\"ip4addr\":\"\"");
             for c in sn.communities() {
                 rows.row(&format!(
                     "\"community\":{},\"purgeable\":{},\"is_federation\":0,\"ip4addr\":{}",
@@ -169,6 +190,15 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
             }
         }
         "edges" => {
+            for m in &sn.federation().members {
+                rows.row(&format!(
+                    "\"community\":\"-/-\",\"ip4addr\":\"\",\"purgeable\":{},\"macaddr\":{},\"sockaddr\":{},\"proto\":\"UDP\",\"desc\":\"\",\"last_seen\":{}",
+                    u8::from(!m.anchor),
+                    js(&if m.mac.is_null() { String::new() } else { m.mac.to_string() }),
+                    js(&m.sock.to_string()),
+                    secs(m.last_seen_us)
+                ));
+            }
             for c in sn.communities() {
                 for e in c.edges.values() {
                     rows.row(&format!(

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use n2n_daemon::logging::LogHandle;
@@ -12,7 +13,8 @@ use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{info, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
 use crate::machine::{Outbox, Supernode};
 use crate::mgmt::{self, Control};
@@ -21,19 +23,41 @@ use crate::mgmt::{self, Control};
 /// fail to decode or decrypt, as with the reference.
 const RECV_BUF: usize = 2048;
 
-/// Runs until `shutdown` completes or the management API says stop. `state` is `udp`'s
-/// GRO/GSO set-up: a receive may return a batch of datagrams from one sender, and relayed
-/// datagrams to one destination leave in GSO batches (the wire still carries one datagram
-/// each).
+/// The sockets `main` opened: `state` is `udp`'s GRO/GSO set-up.
+pub struct Sockets {
+    pub udp: UdpSocket,
+    pub state: UdpSocketState,
+    pub mgmt: UdpSocket,
+}
+
+impl std::fmt::Debug for Sockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sockets").finish_non_exhaustive()
+    }
+}
+
+/// Runs until `shutdown` completes or the management API says stop. A receive may return a
+/// batch of datagrams from one sender, and relayed datagrams to one destination leave in GSO
+/// batches (the wire still carries one datagram each). `anchors` are the `-l` supernodes,
+/// resolved in the background.
 pub async fn run(
     mut sn: Supernode,
-    udp: UdpSocket,
-    state: UdpSocketState,
-    mgmt_sock: UdpSocket,
+    sockets: Sockets,
+    anchors: Vec<String>,
     mut ctl: Control,
     log: Option<LogHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let Sockets {
+        udp,
+        state,
+        mgmt: mgmt_sock,
+    } = sockets;
+    let (anchor_tx, mut anchor_rx) = mpsc::channel(16);
+    for anchor in anchors {
+        tokio::spawn(resolve_anchor(anchor, anchor_tx.clone()));
+    }
+    drop(anchor_tx);
     let mut buf = vec![0u8; GRO_BUF];
     let mut batch = GsoBatch::default();
     let mut mbuf = vec![0u8; 512];
@@ -79,7 +103,14 @@ pub async fn run(
                     break;
                 }
             }
-            _ = tokio::time::sleep(Duration::from_micros(wait)) => sn.handle_timeout(unix_micros()),
+            _ = tokio::time::sleep(Duration::from_micros(wait)) => {
+                sn.handle_timeout(unix_micros(), &mut out);
+                send_all(&udp, &out).await;
+            }
+            Some(addr) = anchor_rx.recv() => {
+                sn.add_anchor(unix_micros(), addr, &mut out);
+                send_all(&udp, &out).await;
+            }
             _ = hangup.recv() => match mgmt::reload(&mut sn, &ctl) {
                 Ok(()) => info!("community list reloaded"),
                 Err(e) => warn!("{e}"),
@@ -106,6 +137,40 @@ async fn send(udp: &UdpSocket, state: &UdpSocketState, batch: &mut GsoBatch) {
         }
     }
     batch.clear();
+}
+
+/// Sends what a timer or an anchor produced (a few datagrams: no batching).
+async fn send_all(udp: &UdpSocket, out: &Outbox) {
+    for t in out.transmits() {
+        for &dst in &t.dests {
+            if let Err(e) = udp.send_to(&t.data, dst).await {
+                debug!(%dst, error = %e, "send failed");
+            }
+        }
+    }
+}
+
+/// Resolves one `-l host:port` (IPv4, as n2n) and hands it to the loop; failures are retried
+/// with backoff from 1 s to 5 min, each logged once per change.
+async fn resolve_anchor(anchor: String, tx: mpsc::Sender<SocketAddr>) {
+    let mut wait = Duration::from_secs(1);
+    let mut warned = false;
+    loop {
+        let found = tokio::net::lookup_host(anchor.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.find(SocketAddr::is_ipv4));
+        if let Some(addr) = found {
+            let _ = tx.send(addr).await;
+            return;
+        }
+        if !warned {
+            warn!(supernode = %anchor, "cannot resolve -l; retrying with backoff");
+            warned = true;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(300));
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

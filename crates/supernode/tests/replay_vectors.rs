@@ -97,7 +97,7 @@ fn replay(file: &str) -> (usize, PerDest, PerDest) {
             continue;
         }
         let now = micros(line);
-        sn.handle_timeout(now);
+        sn.handle_timeout(now, &mut out);
         let mut data = hex::decode(line["hex"].as_str().expect("hex")).expect("hex");
         sn.handle_datagram(now, addr(src), &mut data, &mut out);
         fed += 1;

@@ -8,13 +8,13 @@ use n2n_proto::msg::{
     UnregisterSuper,
 };
 use n2n_proto::{Auth, Datagram, Flags, IpSubnet, Mac, Message, Sock, auth_scheme};
-use tracing::{debug, info};
+use tracing::info;
 
-use super::registry::{Edge, HeaderMode, wants_address};
-use super::{DropReason, Inbound, Outbox, Supernode};
+use super::registry::{Association, Edge, HeaderMode, wants_address};
+use super::{DropReason, Inbound, Outbox, Supernode, send_datagram};
 
 /// REGISTER_SUPER_ACK lifetime field (always 15 in the reference).
-const ACK_LIFETIME: u16 = 15;
+pub(crate) const ACK_LIFETIME: u16 = 15;
 
 /// How a reply's header is encrypted in a `-H` community.
 #[derive(Clone, Copy)]
@@ -27,16 +27,16 @@ enum HeaderSpan {
 
 impl Supernode {
     pub(crate) fn dispatch(&mut self, m: Inbound<'_>, out: &mut Outbox) -> Result<(), DropReason> {
-        if m.datagram.flags.contains(Flags::FROM_SUPERNODE) {
-            // Federation traffic comes in a later version.
-            return Err(DropReason::Unsupported);
-        }
         match &m.datagram.msg {
             Message::RegisterSuper(r) => {
                 let r = *r;
-                self.register_super(&m, &r, out)
+                if m.relayed_by_supernode() {
+                    self.forwarded_register_super(&m, &r, out)
+                } else {
+                    self.register_super(&m, &r, out)
+                }
             }
-            Message::UnregisterSuper(u) => {
+            Message::UnregisterSuper(u) if !m.relayed_by_supernode() => {
                 let u = *u;
                 self.unregister_super(&m, &u)
             }
@@ -52,14 +52,28 @@ impl Supernode {
                 let r = *r;
                 self.relay_register(&m, &r, out)
             }
+            Message::PeerInfo(p) if m.relayed_by_supernode() => {
+                let p = *p;
+                self.relay_peer_info(&m, &p, out)
+            }
+            Message::RegisterSuperNak(n) if m.relayed_by_supernode() => {
+                let n = *n;
+                self.relay_nak(&m, &n, out)
+            }
             _ => Err(DropReason::Unsupported),
         }
     }
 
-    /// Per-sender time-stamp check for encrypted headers (spec §4.6); unknown senders were
-    /// only frame-checked.
+    /// Per-sender time-stamp check for encrypted headers (spec §4.6): a supernode's slot for
+    /// what came from one, else the edge's; unknown senders were only frame-checked.
     fn check_stamp(&mut self, m: &Inbound<'_>, mac: &Mac, jitter: bool) -> Result<(), DropReason> {
         let Some(stamp) = m.stamp else { return Ok(()) };
+        if let Some(i) = m.member {
+            return match self.federation.accept_stamp(i, m.now_us, stamp, jitter) {
+                true => Ok(()),
+                false => Err(DropReason::StampRejected),
+            };
+        }
         let c = &mut self.communities[m.community];
         if let Some(edge) = c.edges.get_mut(mac) {
             let slot = edge.stamp.get_or_insert_with(|| SenderStamp::new(m.now_us));
@@ -95,6 +109,10 @@ impl Supernode {
         };
         let community = self.communities[m.community].name;
         let msg = if accepted {
+            if !r.edge_mac.is_null() {
+                self.forward_registration(m, r, out);
+            }
+            let supernodes = self.supernode_entries(m.now_us, m.from);
             Message::RegisterSuperAck(RegisterSuperAck {
                 cookie: r.cookie,
                 src_mac: self.cfg.mac,
@@ -102,7 +120,7 @@ impl Supernode {
                 lifetime: ACK_LIFETIME,
                 sock: Sock::from(m.from),
                 auth: Auth::NONE,
-                supernodes: Vec::new(),
+                supernodes,
                 key_time: 0,
             })
         } else {
@@ -116,6 +134,80 @@ impl Supernode {
         };
         let d = Datagram::new(community, Flags::FROM_SUPERNODE.with(Flags::SOCKET), msg);
         self.send(m, &d, &[], HeaderSpan::Whole, &[m.from], out);
+        Ok(())
+    }
+
+    /// An accepted edge registration goes to every active member of the federation, with the
+    /// edge's public socket (spec §7.2 step 9), so they know where the edge is.
+    fn forward_registration(&mut self, m: &Inbound<'_>, r: &RegisterSuper, out: &mut Outbox) {
+        let mut dests = std::mem::take(&mut self.scratch_dests);
+        dests.clear();
+        dests.extend(self.federation.active(m.now_us));
+        if !dests.is_empty() {
+            let fwd = RegisterSuper {
+                sock: Some(Sock::from(m.from)),
+                ..*r
+            };
+            let community = self.communities[m.community].name;
+            let d = Datagram::new(
+                community,
+                Flags::FROM_SUPERNODE,
+                Message::RegisterSuper(fwd),
+            );
+            self.stats.broadcast_tx += dests.len() as u64;
+            self.send(m, &d, &[], HeaderSpan::Whole, &dests, out);
+        }
+        self.scratch_dests = dests;
+    }
+
+    /// A member forwards the registration of an edge it accepted: the edge is now there, not
+    /// here. An edge registered here with another token gets a NAK through that supernode.
+    fn forwarded_register_super(
+        &mut self,
+        m: &Inbound<'_>,
+        r: &RegisterSuper,
+        out: &mut Outbox,
+    ) -> Result<(), DropReason> {
+        self.stats.reg_super_rx += 1;
+        if r.sock.is_none() || r.edge_mac.is_null() || r.edge_mac == self.cfg.mac {
+            return Err(DropReason::Unsupported);
+        }
+        self.check_stamp(m, &r.edge_mac, false)?;
+        let c = &mut self.communities[m.community];
+        if let Some(e) = c.edges.get(&r.edge_mac)
+            && !auth_matches(&e.auth, &r.auth)
+        {
+            self.stats.reg_super_nak += 1;
+            let nak = Message::RegisterSuperNak(RegisterSuperNak {
+                cookie: r.cookie,
+                src_mac: r.edge_mac,
+                auth: Auth::NONE,
+            });
+            let d = Datagram::new(c.name, Flags::FROM_SUPERNODE.with(Flags::SOCKET), nak);
+            self.send(m, &d, &[], HeaderSpan::Whole, &[m.from], out);
+            return Ok(());
+        }
+        if c.remove_edge(&r.edge_mac).is_some() {
+            self.edge_count -= 1;
+            info!(community = %c.name, mac = %r.edge_mac, supernode = %m.from, "edge moved to another supernode");
+        }
+        self.associate(m, r.edge_mac)
+    }
+
+    /// Remembers that `mac` is registered at the member that sent `m` (bounded like edges).
+    fn associate(&mut self, m: &Inbound<'_>, mac: Mac) -> Result<(), DropReason> {
+        let max = self.cfg.max_edges;
+        let c = &mut self.communities[m.community];
+        if c.assoc.len() >= max && !c.assoc.contains_key(&mac) {
+            return Err(DropReason::RegistryFull);
+        }
+        c.assoc.insert(
+            mac,
+            Association {
+                supernode: m.from,
+                last_seen_us: m.now_us,
+            },
+        );
         Ok(())
     }
 
@@ -186,6 +278,8 @@ impl Supernode {
                     last_seen_us: now,
                     stamp,
                 });
+                // Registered here now, whatever another supernode said before.
+                c.assoc.remove(&mac);
                 self.edge_count += 1;
                 info!(community = %c.name, %mac, addr = %r.dev_addr, sock = %m.from, "edge registered");
             }
@@ -215,8 +309,8 @@ impl Supernode {
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
         self.check_stamp(m, &q.src_mac, true)?;
-        let c = &self.communities[m.community];
         let uptime = (m.now_us.saturating_sub(self.start_us) / 1_000_000) as u32;
+        let c = &self.communities[m.community];
         let info = if q.is_ping() {
             PeerInfo {
                 aflags: 0,
@@ -224,15 +318,12 @@ impl Supernode {
                 mac: Mac::NULL,
                 sock: Sock::from(m.from),
                 preferred_sock: None,
-                load: 0,
+                // C edges byte-swap what they read (spec §7.4): this way both see the load.
+                load: self.load().swap_bytes(),
                 uptime,
                 version: self.cfg.version,
             }
-        } else {
-            let target = c
-                .edges
-                .get(&q.target_mac)
-                .ok_or(DropReason::UnknownDestination)?;
+        } else if let Some(target) = c.edges.get(&q.target_mac) {
             PeerInfo {
                 aflags: 0,
                 src_mac: q.src_mac,
@@ -243,9 +334,90 @@ impl Supernode {
                 uptime,
                 version: self.cfg.version,
             }
+        } else if m.relayed_by_supernode() {
+            return Err(DropReason::UnknownDestination);
+        } else {
+            // Not here: ask the federation; whoever has it answers through us (spec §7.8).
+            return self.ask_federation(m, q, out);
         };
         let d = Datagram::new(c.name, Flags::FROM_SUPERNODE, Message::PeerInfo(info));
         self.send(m, &d, &[], HeaderSpan::Whole, &[m.from], out);
+        Ok(())
+    }
+
+    fn ask_federation(
+        &mut self,
+        m: &Inbound<'_>,
+        q: &QueryPeer,
+        out: &mut Outbox,
+    ) -> Result<(), DropReason> {
+        let mut dests = std::mem::take(&mut self.scratch_dests);
+        dests.clear();
+        dests.extend(self.federation.active(m.now_us));
+        let sent = !dests.is_empty();
+        if sent {
+            let d = Datagram {
+                ttl: m.datagram.ttl - 1,
+                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
+                community: self.communities[m.community].name,
+                msg: Message::QueryPeer(*q),
+            };
+            self.send(m, &d, &[], HeaderSpan::Whole, &dests, out);
+        }
+        self.scratch_dests = dests;
+        if sent {
+            Ok(())
+        } else {
+            Err(DropReason::UnknownDestination)
+        }
+    }
+
+    /// A member answers a look-up one of our edges made: pass it on, and remember where the
+    /// looked-up edge is.
+    fn relay_peer_info(
+        &mut self,
+        m: &Inbound<'_>,
+        p: &PeerInfo,
+        out: &mut Outbox,
+    ) -> Result<(), DropReason> {
+        self.check_stamp(m, &p.src_mac, false)?;
+        if p.src_mac.is_null() {
+            return Err(DropReason::Unsupported);
+        }
+        let asker = self.communities[m.community]
+            .edges
+            .get(&p.src_mac)
+            .ok_or(DropReason::UnknownDestination)?
+            .sock;
+        self.associate(m, p.mac)?;
+        let d = Datagram {
+            ttl: m.datagram.ttl - 1,
+            ..m.datagram.clone()
+        };
+        self.send(m, &d, &[], HeaderSpan::Whole, &[asker], out);
+        Ok(())
+    }
+
+    /// A member refused one of our edges (its registration was forwarded there): tell the
+    /// edge and drop it (spec §7.8).
+    fn relay_nak(
+        &mut self,
+        m: &Inbound<'_>,
+        n: &RegisterSuperNak,
+        out: &mut Outbox,
+    ) -> Result<(), DropReason> {
+        self.check_stamp(m, &n.src_mac, false)?;
+        let c = &mut self.communities[m.community];
+        let edge = c
+            .remove_edge(&n.src_mac)
+            .ok_or(DropReason::UnknownDestination)?;
+        self.edge_count -= 1;
+        info!(community = %c.name, mac = %n.src_mac, "edge refused by another supernode");
+        let d = Datagram {
+            ttl: m.datagram.ttl - 1,
+            ..m.datagram.clone()
+        };
+        self.send(m, &d, &[], HeaderSpan::Whole, &[edge.sock], out);
         Ok(())
     }
 
@@ -256,17 +428,24 @@ impl Supernode {
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
         self.check_stamp(m, &p.src_mac, true)?;
-        let relayed = PacketHeader {
-            sock: Some(Sock::from(m.from)),
-            ..*p
+        let d = if m.relayed_by_supernode() {
+            // Already relayed once: passed on unchanged (spec §3.6).
+            m.datagram.clone()
+        } else {
+            Datagram {
+                ttl: m.datagram.ttl - 1,
+                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
+                community: self.communities[m.community].name,
+                msg: Message::Packet(PacketHeader {
+                    sock: Some(Sock::from(m.from)),
+                    ..*p
+                }),
+            }
         };
-        let d = Datagram {
-            ttl: m.datagram.ttl - 1,
-            flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
-            community: self.communities[m.community].name,
-            msg: Message::Packet(relayed),
+        let span = match &d.msg {
+            Message::Packet(h) => HeaderSpan::Len(h.datagram_header_len()),
+            _ => HeaderSpan::Whole,
         };
-        let span = HeaderSpan::Len(relayed.datagram_header_len());
         self.forward(m, &d, p.src_mac, p.dst_mac, span, out)
     }
 
@@ -280,20 +459,26 @@ impl Supernode {
             return Err(DropReason::Unsupported);
         }
         self.check_stamp(m, &r.src_mac, false)?;
-        let relayed = Register {
-            sock: Some(Sock::from(m.from)),
-            ..*r
-        };
-        let d = Datagram {
-            ttl: m.datagram.ttl - 1,
-            flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
-            community: self.communities[m.community].name,
-            msg: Message::Register(relayed),
+        let d = if m.relayed_by_supernode() {
+            m.datagram.clone()
+        } else {
+            Datagram {
+                ttl: m.datagram.ttl - 1,
+                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
+                community: self.communities[m.community].name,
+                msg: Message::Register(Register {
+                    sock: Some(Sock::from(m.from)),
+                    ..*r
+                }),
+            }
         };
         self.forward(m, &d, r.src_mac, r.dst_mac, HeaderSpan::Whole, out)
     }
 
-    /// Unicast to the destination edge, or fan out a broadcast to every other edge.
+    /// Unicast to the destination edge, or fan out a broadcast to every other edge (spec
+    /// §7.8). What did not come from a supernode also reaches the federation: broadcasts to
+    /// every active member, unicasts to the member the destination is registered at (all of
+    /// them when unknown).
     fn forward(
         &mut self,
         m: &Inbound<'_>,
@@ -304,27 +489,36 @@ impl Supernode {
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
         let c = &self.communities[m.community];
+        let mut dests = std::mem::take(&mut self.scratch_dests);
+        dests.clear();
         if dst.is_multi_or_broadcast() {
-            let mut dests = std::mem::take(&mut self.scratch_dests);
-            dests.clear();
             dests.extend(c.edges.values().filter(|e| e.mac != src).map(|e| e.sock));
-            if !dests.is_empty() {
-                self.stats.broadcast_tx += dests.len() as u64;
-                self.stats.last_fwd_us = m.now_us;
-                self.send(m, d, m.rest, span, &dests, out);
+            if !m.relayed_by_supernode() {
+                dests.extend(self.federation.active(m.now_us));
             }
-            self.scratch_dests = dests;
+            self.stats.broadcast_tx += dests.len() as u64;
+        } else if let Some(e) = c.edges.get(&dst) {
+            dests.push(e.sock);
+            self.stats.forward_tx += 1;
+        } else if !m.relayed_by_supernode() {
+            match c.assoc.get(&dst) {
+                Some(a) => dests.push(a.supernode),
+                None => dests.extend(self.federation.active(m.now_us)),
+            }
+            self.stats.forward_tx += dests.len().min(1) as u64;
+        }
+        let result = if dests.is_empty() {
+            Err(DropReason::UnknownDestination)
+        } else {
+            self.stats.last_fwd_us = m.now_us;
+            self.send(m, d, m.rest, span, &dests, out);
+            Ok(())
+        };
+        self.scratch_dests = dests;
+        if dst.is_multi_or_broadcast() {
             return Ok(());
         }
-        let to = c
-            .edges
-            .get(&dst)
-            .ok_or(DropReason::UnknownDestination)?
-            .sock;
-        self.stats.forward_tx += 1;
-        self.stats.last_fwd_us = m.now_us;
-        self.send(m, d, m.rest, span, &[to], out);
-        Ok(())
+        result
     }
 
     /// Encodes `d` followed by `tail`, encrypts the header if the community is encrypted, and
@@ -341,23 +535,15 @@ impl Supernode {
         let encrypted = self.communities[m.community].header == HeaderMode::Encrypted;
         let stamp = encrypted.then(|| self.stamps.next(m.now_us));
         let random = self.random_u32();
-        let t = out.slot();
-        t.data.resize(2048, 0);
-        let Ok(n) = d.encode(&mut t.data) else {
-            out.unslot();
-            return;
+        let key = match (stamp, &self.communities[m.community].key) {
+            (Some(stamp), Some(key)) => Some((key, stamp, random)),
+            _ => None,
         };
-        t.data.truncate(n);
-        t.data.extend_from_slice(tail);
-        if let (Some(stamp), Some(key)) = (stamp, &self.communities[m.community].key) {
-            let hl = match span {
-                HeaderSpan::Whole => t.data.len(),
-                HeaderSpan::Len(n) => n,
-            };
-            key.encrypt(&mut t.data, hl, stamp, random);
-        }
-        t.dests.extend_from_slice(dests);
-        debug!(msg = ?d.msg.msg_type(), dests = dests.len(), "sending");
+        let hl = match span {
+            HeaderSpan::Whole => None,
+            HeaderSpan::Len(n) => Some(n),
+        };
+        send_datagram(out, d, tail, hl, key, dests);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The supernode's protocol state machine: no sockets, no clock, no OS randomness. The shell
 //! passes every datagram in with the time and performs the transmits it asks for.
 
+pub mod federation;
 mod handlers;
 mod outbox;
 pub mod registry;
@@ -8,12 +9,13 @@ mod stats;
 
 use std::net::SocketAddr;
 
-use n2n_crypto::RandomSource;
 use n2n_crypto::header_enc::{StampGenerator, stamp_in_frame};
+use n2n_crypto::{HeaderKey, RandomSource};
 use n2n_proto::header::looks_plain;
-use n2n_proto::{Community, Datagram, IpSubnet, Mac, MsgType, VersionString};
+use n2n_proto::{Community, Datagram, Flags, IpSubnet, Mac, MsgType, VersionString};
 use tracing::debug;
 
+pub use federation::{Federation, Member, federation_community};
 pub use outbox::{Outbox, Transmit};
 pub use registry::{AutoIpRange, CommunityState, Edge, HeaderMode};
 pub use stats::{DropReason, Stats};
@@ -40,6 +42,10 @@ pub struct MachineConfig {
     pub max_edges: usize,
     /// `None`: every community is allowed (created on first registration).
     pub communities: Option<CommunityList>,
+    /// The federation community: `*` + the `-F` name.
+    pub federation: Community,
+    /// The address we listen on, to recognise an `-l` that names ourselves.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for MachineConfig {
@@ -51,6 +57,8 @@ impl Default for MachineConfig {
             version: VersionString::from_text(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
             max_edges: DEFAULT_MAX_EDGES,
             communities: None,
+            federation: federation_community(federation::DEFAULT_FEDERATION),
+            listen: None,
         }
     }
 }
@@ -60,6 +68,7 @@ pub struct Supernode {
     pub(crate) cfg: MachineConfig,
     pub(crate) communities: Vec<CommunityState>,
     pub(crate) stats: Stats,
+    pub(crate) federation: Federation,
     pub(crate) start_us: u64,
     pub(crate) stamps: StampGenerator,
     pub(crate) rng: Box<dyn RandomSource + Send>,
@@ -89,14 +98,26 @@ pub(crate) struct Inbound<'a> {
     pub rest: &'a [u8],
     /// The header's time stamp when it came encrypted.
     pub stamp: Option<u64>,
+    /// The federation member that sent it, when it came FROM_SUPERNODE.
+    pub member: Option<usize>,
+}
+
+impl Inbound<'_> {
+    pub fn relayed_by_supernode(&self) -> bool {
+        self.member.is_some()
+    }
 }
 
 impl Supernode {
-    pub fn new(cfg: MachineConfig, now_us: u64, rng: Box<dyn RandomSource + Send>) -> Self {
+    pub fn new(cfg: MachineConfig, now_us: u64, mut rng: Box<dyn RandomSource + Send>) -> Self {
+        let mut token = [0u8; 16];
+        rng.fill(&mut token);
+        let federation = Federation::new(cfg.federation, token, now_us);
         let mut sn = Supernode {
             cfg,
             communities: Vec::new(),
             stats: Stats::default(),
+            federation,
             start_us: now_us,
             stamps: StampGenerator::default(),
             rng,
@@ -126,6 +147,29 @@ impl Supernode {
 
     pub fn edge_count(&self) -> usize {
         self.edge_count
+    }
+
+    pub fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// The load a PONG reports (n2n's sn_selection_criterion_gather_data): per community its
+    /// edges plus one, doubled for header-encrypted ones; the federation counts as encrypted.
+    pub fn load(&self) -> u32 {
+        let communities: usize = self
+            .communities
+            .iter()
+            .map(|c| {
+                (c.edges.len() + 1)
+                    * if c.header == HeaderMode::Encrypted {
+                        2
+                    } else {
+                        1
+                    }
+            })
+            .sum();
+        let federation = (self.federation.members.len() + 1) * 2;
+        u32::try_from(communities + federation).unwrap_or(u32::MAX)
     }
 
     /// Replaces the community list (SIGHUP / `reload_communities`): every community and its
@@ -207,9 +251,15 @@ impl Supernode {
             return Err(DropReason::TooShort);
         }
         let (community, stamp) = if looks_plain(data) {
-            (self.plain_community(data)?, None)
+            if data[4..24] == self.federation.name.0 {
+                return Err(DropReason::PlainForEncrypted);
+            }
+            (Some(self.plain_community(data)?), None)
         } else {
-            let (idx, stamp) = self.decrypt_header(data)?;
+            let (idx, stamp) = match self.decrypt_header(data) {
+                Ok((idx, stamp)) => (Some(idx), stamp),
+                Err(e) => (None, self.federation.decrypt(data).ok_or(e)?),
+            };
             if !stamp_in_frame(stamp, now_us) {
                 return Err(DropReason::StampRejected);
             }
@@ -219,6 +269,21 @@ impl Supernode {
         if datagram.ttl == 0 {
             return Err(DropReason::TtlExpired);
         }
+        let Some(community) = community else {
+            // Only federation datagrams come this way (their header always encrypted).
+            let stamp = stamp.unwrap_or_default();
+            return self.handle_federation(now_us, from, &datagram, stamp, out);
+        };
+        let member = if datagram.flags.contains(Flags::FROM_SUPERNODE) {
+            // Only a known member of the federation may speak as a supernode.
+            Some(
+                self.federation
+                    .member_by_sock(from)
+                    .ok_or(DropReason::NotAMember)?,
+            )
+        } else {
+            None
+        };
         let inbound = Inbound {
             now_us,
             from,
@@ -226,6 +291,7 @@ impl Supernode {
             datagram,
             rest,
             stamp,
+            member,
         };
         self.dispatch(inbound, out)
     }
@@ -273,19 +339,24 @@ impl Supernode {
 
     /// When [`Supernode::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> u64 {
-        self.next_purge_us
+        self.next_purge_us.min(self.federation.next_tick_us)
     }
 
-    /// Timers: purges edges silent for 60 s and empty on-the-fly communities (spec §7.12).
-    pub fn handle_timeout(&mut self, now_us: u64) {
+    /// Timers: federation re-registration (spec §7.9); purges edges silent for 60 s, stale
+    /// associations and empty on-the-fly communities (spec §7.12).
+    pub fn handle_timeout(&mut self, now_us: u64, out: &mut Outbox) {
+        out.clear();
+        self.federation_tick(now_us, out);
         if now_us < self.next_purge_us {
             return;
         }
         self.next_purge_us = now_us + PURGE_INTERVAL_US;
         let mut removed = 0;
         let cutoff = now_us.saturating_sub(REGISTRATION_TIMEOUT_US);
+        let assoc_cutoff = now_us.saturating_sub(federation::ASSOC_TIMEOUT_US);
         for c in &mut self.communities {
             removed += c.purge(cutoff);
+            c.assoc.retain(|_, a| a.last_seen_us >= assoc_cutoff);
         }
         self.edge_count -= removed;
         self.communities
@@ -298,6 +369,32 @@ impl Supernode {
     pub(crate) fn random_u32(&mut self) -> u32 {
         self.rng.next_u64() as u32
     }
+}
+
+/// Encodes `d` followed by `tail` into a new transmit for `dests`; with a key, encrypts the
+/// first `hl` bytes (the whole datagram when `hl` is `None`).
+pub(crate) fn send_datagram(
+    out: &mut Outbox,
+    d: &Datagram,
+    tail: &[u8],
+    hl: Option<usize>,
+    key: Option<(&HeaderKey, u64, u32)>,
+    dests: &[SocketAddr],
+) {
+    let t = out.slot();
+    t.data.resize(2048, 0);
+    let Ok(n) = d.encode(&mut t.data) else {
+        out.unslot();
+        return;
+    };
+    t.data.truncate(n);
+    t.data.extend_from_slice(tail);
+    if let Some((key, stamp, random)) = key {
+        let hl = hl.unwrap_or(t.data.len());
+        key.encrypt(&mut t.data, hl, stamp, random);
+    }
+    t.dests.extend_from_slice(dests);
+    debug!(msg = ?d.msg.msg_type(), dests = dests.len(), "sending");
 }
 
 #[cfg(test)]

@@ -49,6 +49,15 @@ pub struct CommunityState {
     by_ip: HashMap<Ipv4Addr, Mac>,
     /// User/password community (users listed): not supported yet, registrations get NAK.
     pub has_users: bool,
+    /// Edges registered at another supernode of the federation: which one (spec §7.8).
+    pub assoc: HashMap<Mac, Association>,
+}
+
+/// An edge known to be registered at another supernode.
+#[derive(Debug, Clone, Copy)]
+pub struct Association {
+    pub supernode: SocketAddr,
+    pub last_seen_us: u64,
 }
 
 impl CommunityState {
@@ -66,6 +75,7 @@ impl CommunityState {
             edges: HashMap::new(),
             by_ip: HashMap::new(),
             has_users: false,
+            assoc: HashMap::new(),
         }
     }
 

@@ -15,6 +15,14 @@ pub enum DropReason {
     UnknownDestination,
     Unsupported,
     BadAuth,
+    /// A FROM_SUPERNODE datagram from an address that is not a federation member.
+    NotAMember,
+    /// A federation registration carrying our own MAC (an `-l` naming ourselves).
+    FromSelf,
+    /// The federation holds its maximum of members.
+    FederationFull,
+    /// A federation ACK without the cookie of our last registration.
+    StaleCookie,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -28,6 +36,8 @@ pub struct Stats {
     pub dropped_undecryptable: u64,
     pub dropped_stamp: u64,
     pub dropped_registry_full: u64,
+    /// Federation traffic refused: not from a member, a full federation, a stale ACK.
+    pub federation_refused: u64,
     pub last_fwd_us: u64,
     pub last_reg_super_us: u64,
 }
@@ -40,6 +50,9 @@ impl Stats {
             DropReason::StampRejected => self.dropped_stamp += 1,
             DropReason::RegistryFull => self.dropped_registry_full += 1,
             DropReason::TooShort | DropReason::Undecodable => self.errors += 1,
+            DropReason::NotAMember | DropReason::FederationFull | DropReason::StaleCookie => {
+                self.federation_refused += 1
+            }
             _ => {}
         }
     }

@@ -85,14 +85,14 @@ fn registration_refresh_and_expiry() {
             answer(&mut s, now, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1)),
             Some(Message::RegisterSuperAck(_))
         ));
-        s.handle_timeout(now);
+        s.handle_timeout(now, &mut Outbox::default());
     }
     assert_eq!(s.edge_count(), 1);
     // Silent for more than 60 s: purged at the next 30 s purge, and the open community too.
     let last = T0 + 100_000_000;
-    s.handle_timeout(last + 59_000_000);
+    s.handle_timeout(last + 59_000_000, &mut Outbox::default());
     assert_eq!(s.edge_count(), 1);
-    s.handle_timeout(last + 91_000_000);
+    s.handle_timeout(last + 91_000_000, &mut Outbox::default());
     assert_eq!(s.edge_count(), 0);
     assert!(s.communities().is_empty());
 }
@@ -361,8 +361,8 @@ fn an_expired_edge_frees_its_address() {
     let mut s = sn(Some("net\n"), true, 100);
     answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 1], 1));
     // Expire the first edge.
-    s.handle_timeout(T0 + 61_000_000);
-    s.handle_timeout(T0 + 95_000_000);
+    s.handle_timeout(T0 + 61_000_000, &mut Outbox::default());
+    s.handle_timeout(T0 + 95_000_000, &mut Outbox::default());
     assert_eq!(s.edge_count(), 0);
     // A new MAC with another token may now take the address.
     let a = answer(
