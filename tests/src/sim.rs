@@ -124,6 +124,7 @@ impl SimNet {
             preferred: None,
             lan_discovery: false,
             register_ttl: 0,
+            selection: Default::default(),
         };
         let machine = Edge::new(
             cfg,

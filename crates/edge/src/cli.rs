@@ -9,6 +9,8 @@ use n2n_daemon::conf::{ArgStyle, expand_args};
 use n2n_proto::msg::compression;
 use n2n_proto::{Community, Desc, IpSubnet, Mac};
 
+use crate::machine::Selection;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "edge",
@@ -121,10 +123,10 @@ pub struct Args {
     /// Routes via the overlay (removed in n2n 3.x HEAD; not supported)
     #[arg(short = 'n', value_name = "CIDR:GW")]
     pub routes: Vec<String>,
-    /// Supernode selection by round-trip time (not supported yet)
+    /// Supernode selection by round-trip time [default: by load]
     #[arg(long = "select-rtt")]
     pub select_rtt: bool,
-    /// Supernode selection by MAC (not supported yet)
+    /// Supernode selection by the lowest MAC address
     #[arg(long = "select-mac")]
     pub select_mac: bool,
 }
@@ -153,6 +155,8 @@ pub struct EdgeConfig {
     pub local: SocketAddr,
     pub register_interval_s: u32,
     pub register_ttl: u8,
+    /// `--select-rtt` / `--select-mac`, else by load.
+    pub selection: Selection,
     /// Wire transform id (1–5, or 96 for `-A6`).
     pub transform: u8,
     pub header_encryption: bool,
@@ -220,12 +224,11 @@ impl EdgeConfig {
                 "-n: routes were removed in n2n 3.x; use the system's route commands",
             ));
         }
-        if a.select_rtt || a.select_mac {
-            return Err(unsupported(
-                "--select-rtt/--select-mac",
-                "supernode selection strategy",
-            ));
-        }
+        let selection = match (a.select_rtt, a.select_mac) {
+            (_, true) => Selection::Mac,
+            (true, false) => Selection::Rtt,
+            (false, false) => Selection::Load,
+        };
         let community_name = a
             .community
             .or_else(|| env("N2N_COMMUNITY"))
@@ -327,6 +330,7 @@ impl EdgeConfig {
             local,
             register_interval_s: a.register_interval,
             register_ttl: a.register_ttl,
+            selection,
             transform,
             header_encryption: a.header_encryption,
             compression,

@@ -33,6 +33,7 @@ fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
         preferred: None,
         lan_discovery,
         register_ttl,
+        selection: Default::default(),
     };
     Edge::new(
         cfg,

@@ -4,6 +4,7 @@
 //! [`Action`]s it queues.
 
 mod peers;
+mod selection;
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,6 +18,7 @@ use n2n_proto::{
 use tracing::{debug, info, warn};
 
 pub use peers::{Details, Known, Pending};
+pub use selection::Selection;
 
 use crate::datapath::{SharedStamps, StampSender};
 use crate::events::peer_action;
@@ -99,6 +101,8 @@ pub struct EdgeMachineConfig {
     /// `-L`: 0 one direct REGISTER when a peer is learnt via the supernode; 1 none; n > 1
     /// sixteen REGISTERs with IP TTL n to the next ports (NAT port prediction).
     pub register_ttl: u8,
+    /// How supernodes are ranked (spec §7.4).
+    pub selection: Selection,
 }
 
 /// Counters for the management API.

@@ -28,6 +28,7 @@ fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
         preferred: None,
         lan_discovery: false,
         register_ttl: 0,
+        selection: Default::default(),
     };
     Edge::new(
         cfg,

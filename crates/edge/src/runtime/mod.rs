@@ -170,6 +170,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         preferred,
         lan_discovery: lan_sock.is_some(),
         register_ttl: cfg.register_ttl,
+        selection: cfg.selection,
     };
     let (events_tx, events_rx) = unbounded_channel();
     {
