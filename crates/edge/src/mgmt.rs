@@ -7,7 +7,7 @@ use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js};
 
 use crate::datapath::Shared;
 use crate::events::{Subscriptions, TOPICS};
-use crate::machine::{Details, Edge};
+use crate::machine::{Details, Edge, KnownSupernode, Selection};
 
 /// What the management API may change.
 #[derive(Debug)]
@@ -115,7 +115,8 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
     }
     out.push("SUPERNODES\n".into());
     for (i, sn) in m.supernodes().iter().enumerate() {
-        let mark = if *sn == m.supernode() {
+        let sn = sn.addr;
+        let mark = if sn == m.supernode() {
             if m.waiting_for_supernode() { "." } else { "*" }
         } else {
             " "
@@ -128,6 +129,19 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
         ago(m.stats().last_super_us), ago(m.stats().last_p2p_us)));
     out.push("\nType \"help\" to see more commands.\n\n".into());
     out
+}
+
+/// The `selection` field as n2n prints it: empty for the default/good/bad placeholders.
+fn selection_text(m: &Edge, sn: &KnownSupernode, current: bool) -> String {
+    if sn.criterion >= u64::MAX >> 2 {
+        return String::new();
+    }
+    match m.selection() {
+        Selection::Load => format!("load = {:8}", sn.criterion),
+        Selection::Rtt => format!("rtt = {:6} ms", sn.criterion),
+        Selection::Mac if current => "active".into(),
+        Selection::Mac => "standby".into(),
+    }
 }
 
 /// `s <tag>:1:<password> <topic>`.
@@ -193,18 +207,15 @@ fn json_request(
         }
         "supernodes" => {
             for sn in m.supernodes() {
-                let current = if *sn == m.supernode() {
+                let current = if sn.addr == m.supernode() {
                     if m.waiting_for_supernode() { 2 } else { 1 }
                 } else {
                     0
                 };
-                let mac = if current > 0 {
-                    m.sn_mac().map(|x| x.to_string()).unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                rows.row(&format!("\"version\":\"\",\"purgeable\":0,\"current\":{current},\"macaddr\":{},\"sockaddr\":{},\"selection\":\"\",\"last_seen\":{},\"uptime\":0",
-                    js(&mac), js(&sn.to_string()), secs(m.stats().last_super_us)));
+                let mac = sn.mac.map(|x| x.to_string()).unwrap_or_default();
+                rows.row(&format!("\"version\":{},\"purgeable\":{},\"current\":{current},\"macaddr\":{},\"sockaddr\":{},\"selection\":{},\"last_seen\":{},\"uptime\":{}",
+                    js(&sn.version.text()), u8::from(sn.purgeable), js(&mac), js(&sn.addr.to_string()),
+                    js(&selection_text(m, sn, current == 1)), secs(sn.last_seen_us), sn.uptime));
             }
         }
         "info" => {

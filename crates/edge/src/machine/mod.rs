@@ -5,6 +5,7 @@
 
 mod peers;
 mod selection;
+mod supernodes;
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,6 +20,7 @@ use tracing::{debug, info, warn};
 
 pub use peers::{Details, Known, Pending};
 pub use selection::Selection;
+pub use supernodes::{KnownSupernode, SupernodeWatch};
 
 use crate::datapath::{SharedStamps, StampSender};
 use crate::events::peer_action;
@@ -122,7 +124,10 @@ pub struct Edge {
     rng: Box<dyn RandomSource + Send>,
     stamp_gen: Arc<SharedStamps>,
     actions: VecDeque<Action>,
+    /// Configured and learnt supernodes; `sn_index` is the one in use.
+    sns: Vec<KnownSupernode>,
     sn_index: usize,
+    watch: SupernodeWatch,
     sn_wait: bool,
     attempts: u32,
     sn_cookie: u32,
@@ -159,13 +164,21 @@ impl Edge {
     ) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
+        let sns = cfg
+            .supernodes
+            .iter()
+            .take(supernodes::MAX_SUPERNODES)
+            .map(|a| KnownSupernode::new(*a, false))
+            .collect();
         let mut e = Edge {
             cfg,
             token,
             rng,
             stamp_gen: stamps,
             actions: VecDeque::new(),
+            sns,
             sn_index: 0,
+            watch: SupernodeWatch::default(),
             sn_wait: false,
             attempts: SUP_ATTEMPTS,
             sn_cookie: 0,
@@ -179,7 +192,7 @@ impl Edge {
             stats: EdgeStats::default(),
             stamps: Default::default(),
         };
-        e.register_super(now_us);
+        e.start_supernodes(now_us);
         e
     }
 
@@ -191,12 +204,18 @@ impl Edge {
         self.registered
     }
 
+    /// The supernode in use.
     pub fn supernode(&self) -> SocketAddr {
-        self.cfg.supernodes[self.sn_index]
+        self.sns[self.sn_index].addr
     }
 
-    pub fn supernodes(&self) -> &[SocketAddr] {
-        &self.cfg.supernodes
+    /// Every supernode known, configured ones first.
+    pub fn supernodes(&self) -> &[KnownSupernode] {
+        &self.sns
+    }
+
+    pub fn selection(&self) -> Selection {
+        self.cfg.selection
     }
 
     pub fn sn_mac(&self) -> Option<Mac> {
@@ -259,7 +278,14 @@ impl Edge {
         } else {
             self.last_sn_request_us + interval
         };
-        sn.min(self.next_purge_us).min(self.next_keepalive_us())
+        let sn = if self.watch.bootstrap_until_us.is_some() {
+            u64::MAX
+        } else {
+            sn
+        };
+        sn.min(self.next_purge_us)
+            .min(self.next_keepalive_us())
+            .min(self.supernode_deadline())
     }
 
     fn next_keepalive_us(&self) -> u64 {
@@ -317,6 +343,9 @@ impl Edge {
     /// Timers: registration and retries, supernode fail-over, keep-alives, expiry.
     pub fn handle_timeout(&mut self, now_us: u64) {
         let interval = self.cfg.register_interval_us;
+        if self.supernode_timers(now_us) {
+            return;
+        }
         if self.sn_wait {
             let retry = if self.cfg.dev_addr.is_none() {
                 BOOTSTRAP_TIMEOUT_US
@@ -327,11 +356,7 @@ impl Edge {
                 self.attempts = self.attempts.saturating_sub(1);
                 if self.attempts == 0 || self.cfg.dev_addr.is_none() {
                     self.attempts = SUP_ATTEMPTS;
-                    if self.cfg.supernodes.len() > 1 {
-                        self.sn_index = (self.sn_index + 1) % self.cfg.supernodes.len();
-                        warn!(supernode = %self.supernode(), "no answer from the supernode; trying the next one");
-                        self.actions.push_back(Action::RoutesChanged);
-                    }
+                    self.next_supernode(now_us);
                 }
                 self.register_super(now_us);
             }
@@ -405,7 +430,7 @@ impl Edge {
             return;
         }
         match d.msg {
-            Message::RegisterSuperAck(ack) => self.on_ack(now_us, ack),
+            Message::RegisterSuperAck(ack) => self.on_ack(now_us, from, ack),
             Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
                 self.stats.naks += 1;
                 if nak.src_mac == self.cfg.mac {
@@ -413,7 +438,7 @@ impl Edge {
                 }
             }
             Message::PeerInfo(p) if !p.is_pong() => self.on_peer_info(now_us, p),
-            Message::PeerInfo(_) => {}
+            Message::PeerInfo(p) => self.on_pong(now_us, from, &p),
             Message::Register(r) if from_sn => {
                 if let Some(sock) = r.sock.filter(|s| !s.is_loopback()) {
                     self.registration_check(now_us, r.src_mac, SocketAddr::from(sock), true);
@@ -457,10 +482,17 @@ impl Edge {
         slot.accept(stamp, jitter)
     }
 
-    fn on_ack(&mut self, now_us: u64, ack: RegisterSuperAck) {
+    fn on_ack(&mut self, now_us: u64, from: SocketAddr, ack: RegisterSuperAck) {
         if !self.sn_wait || ack.cookie != self.sn_cookie {
             return;
         }
+        if from == self.supernode() {
+            self.heard_from_supernode(now_us);
+            let s = &mut self.sns[self.sn_index];
+            s.last_seen_us = now_us;
+            s.mac = Some(ack.src_mac);
+        }
+        self.learn_supernodes(&ack.supernodes);
         self.sn_wait = false;
         self.attempts = SUP_ATTEMPTS;
         self.stats.super_rx += 1;

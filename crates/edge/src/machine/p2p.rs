@@ -179,6 +179,9 @@ impl Edge {
 
     /// A hint from the data path.
     pub fn handle_hint(&mut self, now_us: u64, hint: PeerHint) {
+        if matches!(hint, PeerHint::Need(_) | PeerHint::Relayed { .. }) {
+            self.note_relayed(now_us);
+        }
         if !self.cfg.p2p {
             return;
         }
