@@ -525,4 +525,6 @@ mod p2p;
 #[cfg(test)]
 mod lan_tests;
 #[cfg(test)]
+mod supernode_tests;
+#[cfg(test)]
 mod tests;

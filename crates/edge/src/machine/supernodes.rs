@@ -159,7 +159,8 @@ impl Edge {
         let Some(i) = self.sns.iter().position(|s| s.addr == from) else {
             return;
         };
-        let current = i == self.sn_index;
+        // During the start-up phase nothing is current yet.
+        let current = i == self.sn_index && self.watch.bootstrap_until_us.is_none();
         let stickiness = (self.known.len() + self.pending.len()) as u64;
         let bias = self.watch.load_bias;
         let s = &mut self.sns[i];

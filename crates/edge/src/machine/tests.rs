@@ -8,14 +8,14 @@ use n2n_proto::cookie;
 
 use super::*;
 
-const T0: u64 = 1_800_000_000_000_000;
-const S: u64 = 1_000_000;
+pub(super) const T0: u64 = 1_800_000_000_000_000;
+pub(super) const S: u64 = 1_000_000;
 
-fn sn(n: u8) -> SocketAddr {
+pub(super) fn sn(n: u8) -> SocketAddr {
     SocketAddr::from(([198, 18, 0, n], 7654))
 }
 
-fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
+pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
     let cfg = EdgeMachineConfig {
         community: Community::new("test").expect("valid"),
         mac: Mac([2, 0, 0, 0, 0, 1]),
@@ -38,12 +38,12 @@ fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
     )
 }
 
-fn addr() -> Option<IpSubnet> {
+pub(super) fn addr() -> Option<IpSubnet> {
     Some(IpSubnet::new([10, 0, 0, 1].into(), 24))
 }
 
 /// Drains the actions; returns the decoded transmits and the other actions.
-fn drain(e: &mut Edge) -> (Vec<(SocketAddr, Datagram)>, Vec<Action>) {
+pub(super) fn drain(e: &mut Edge) -> (Vec<(SocketAddr, Datagram)>, Vec<Action>) {
     let (mut tx, mut other) = (Vec::new(), Vec::new());
     while let Some(a) = e.poll_action() {
         match a {
@@ -56,7 +56,7 @@ fn drain(e: &mut Edge) -> (Vec<(SocketAddr, Datagram)>, Vec<Action>) {
     (tx, other)
 }
 
-fn ack_for(cookie: u32, assigned: IpSubnet) -> Datagram {
+pub(super) fn ack_for(cookie: u32, assigned: IpSubnet) -> Datagram {
     Datagram::new(
         Community::new("test").expect("valid"),
         Flags::FROM_SUPERNODE.with(Flags::SOCKET),
@@ -73,7 +73,7 @@ fn ack_for(cookie: u32, assigned: IpSubnet) -> Datagram {
     )
 }
 
-fn sent_cookie(tx: &[(SocketAddr, Datagram)]) -> u32 {
+pub(super) fn sent_cookie(tx: &[(SocketAddr, Datagram)]) -> u32 {
     tx.iter()
         .find_map(|(_, d)| match &d.msg {
             Message::RegisterSuper(r) => Some(r.cookie),
