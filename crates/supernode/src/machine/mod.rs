@@ -398,4 +398,6 @@ pub(crate) fn send_datagram(
 }
 
 #[cfg(test)]
+mod federation_tests;
+#[cfg(test)]
 mod tests;
