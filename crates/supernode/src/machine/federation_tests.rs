@@ -359,7 +359,7 @@ fn a_dead_supernodes_edges_are_reached_again_when_they_re_home() {
     net.sns.remove(&sn_addr(1));
     // Edge 1 fails over to supernode 2: its registration there replaces the association.
     net.send(edge_addr(1), sn_addr(2), register(1));
-    assert!(net.sn(2).communities()[0].assoc.get(&mac(1)).is_none());
+    assert!(!net.sn(2).communities()[0].assoc.contains_key(&mac(1)));
     net.to_edges.clear();
     net.send(edge_addr(2), sn_addr(2), packet(2, mac(1)));
     assert_eq!(net.edge_mail(edge_addr(1)).len(), 1);
