@@ -5,11 +5,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use clap::Parser;
 use n2n_crypto::pearson::pearson_hash_64;
 use n2n_daemon::conf::{ArgStyle, expand_args};
-use n2n_proto::{Mac, VersionString};
+use n2n_proto::{Community, Mac, VersionString};
 
 use crate::community_list::CommunityList;
 use crate::machine::federation::DEFAULT_FEDERATION;
-use crate::machine::{AutoIpRange, DEFAULT_MAX_EDGES, MachineConfig, federation_community};
+use crate::machine::{
+    AutoIpRange, DEFAULT_MAX_EDGES, MachineConfig, federation_community, renamed_federation,
+};
 
 /// The default supernode port (N2N_SN_LPORT_DEFAULT).
 pub const DEFAULT_PORT: u16 = 7654;
@@ -118,7 +120,8 @@ impl Args {
             None => MachineConfig::default().version,
         };
         Ok(MachineConfig {
-            federation: federation_community(&self.federation_name()),
+            federation: self.federation_field(),
+            federation_key_name: initial_federation(),
             listen: self.listen().ok(),
             mac: Mac(mac),
             auto_ip: self.autoip,
@@ -133,14 +136,34 @@ impl Args {
     pub fn federation_name(&self) -> String {
         self.federation
             .clone()
-            .or_else(|| std::env::var("N2N_FEDERATION").ok())
-            .filter(|n| !n.is_empty())
+            .or_else(federation_env)
             .unwrap_or_else(|| DEFAULT_FEDERATION.to_string())
+    }
+
+    /// The federation's 20-byte community field, byte for byte as n2n builds it.
+    pub fn federation_field(&self) -> Community {
+        match &self.federation {
+            Some(name) => renamed_federation(&initial_federation(), name),
+            None => initial_federation(),
+        }
     }
 
     pub fn management_password_hash(&self) -> u64 {
         pearson_hash_64(self.management_password.as_bytes())
     }
+}
+
+/// N2N_FEDERATION, if set.
+fn federation_env() -> Option<String> {
+    std::env::var("N2N_FEDERATION")
+        .ok()
+        .filter(|n| !n.is_empty())
+}
+
+/// The federation field n2n sets up before reading options (from N2N_FEDERATION or the
+/// default); its header key always comes from this name, even after `-F`.
+fn initial_federation() -> Community {
+    federation_community(&federation_env().unwrap_or_else(|| DEFAULT_FEDERATION.into()))
 }
 
 /// `--generate man|bash|zsh|fish`: the man page (supernode(1)) or a completion script.

@@ -33,17 +33,28 @@ pub const MAX_MEMBERS: usize = 64;
 /// Registrations to a silent member back off up to this interval.
 const MAX_BACKOFF_US: u64 = 80_000_000;
 
-/// The federation community name for `-F name`: `*` + name, 18 characters at most (n2n
-/// truncates it to fit its 19-byte buffer with the NUL).
+/// The federation community for a name: `*` + name, 18 bytes at most (n2n writes it with
+/// `snprintf` into 19 bytes), NUL-padded.
 pub fn federation_community(name: &str) -> Community {
-    let mut text = String::from("*");
+    renamed_federation(&Community::default(), name)
+}
+
+/// n2n's `-F name`: `*` + name and a NUL written over the start of the federation field it
+/// had, the rest of that field kept. Header checksums cover all 20 bytes, so `-F iox` after the
+/// default `*Federation` is `*iox\0ration\0…` on the wire, as the C supernode sends it.
+pub fn renamed_federation(base: &Community, name: &str) -> Community {
+    let mut field = *base;
+    let mut len = 1;
+    field.0[0] = b'*';
     for c in name.chars() {
-        if text.len() + c.len_utf8() > 18 {
+        if len + c.len_utf8() > 18 {
             break;
         }
-        text.push(c);
+        c.encode_utf8(&mut field.0[len..len + c.len_utf8()]);
+        len += c.len_utf8();
     }
-    Community::from_text(&text)
+    field.0[len] = 0;
+    field
 }
 
 /// Another supernode of the federation.
@@ -81,10 +92,13 @@ pub struct Federation {
 }
 
 impl Federation {
-    pub fn new(name: Community, token: [u8; 16], now_us: u64) -> Self {
+    /// `key_name` is the name the header key comes from: n2n derives it once at start-up from
+    /// N2N_FEDERATION or the default, and `-F` later changes only the name (which the header
+    /// checksum covers, so federations of different names still cannot read each other).
+    pub fn new(name: Community, key_name: Community, token: [u8; 16], now_us: u64) -> Self {
         Federation {
             name,
-            key: HeaderKey::for_community(&name),
+            key: HeaderKey::for_community(&key_name),
             members: Vec::new(),
             token,
             key_time: (now_us / 1_000_000) as u32,
@@ -432,5 +446,7 @@ mod tests {
             federation_community("a-very-long-federation-name").text(),
             "*a-very-long-feder"
         );
+        let renamed = renamed_federation(&federation_community("Federation"), "iox");
+        assert_eq!(&renamed.0, b"*iox\0ration\0\0\0\0\0\0\0\0\0");
     }
 }

@@ -193,7 +193,8 @@ fn supernodes_join_with_encrypted_registrations() {
     assert!(s1.add_anchor(T0, sn_addr(2), &mut out));
     // The registration is header-encrypted with the federation key, as n2n's.
     let mut bytes = out.transmits()[0].data.clone();
-    let key = HeaderKey::for_community(&federation_community("fed"));
+    // n2n keys it from the default name; the checksum covers the -F name.
+    let key = HeaderKey::for_community(&federation_community("Federation"));
     assert!(
         key.decrypt(&mut bytes, &federation_community("fed"))
             .is_some()

@@ -15,7 +15,7 @@ use n2n_proto::header::looks_plain;
 use n2n_proto::{Community, Datagram, Flags, IpSubnet, Mac, MsgType, VersionString};
 use tracing::debug;
 
-pub use federation::{Federation, Member, federation_community};
+pub use federation::{Federation, Member, federation_community, renamed_federation};
 pub use outbox::{Outbox, Transmit};
 pub use registry::{AutoIpRange, CommunityState, Edge, HeaderMode};
 pub use stats::{DropReason, Stats};
@@ -44,6 +44,8 @@ pub struct MachineConfig {
     pub communities: Option<CommunityList>,
     /// The federation community: `*` + the `-F` name.
     pub federation: Community,
+    /// The federation name its header key is derived from (see [`Federation::new`]).
+    pub federation_key_name: Community,
     /// The address we listen on, to recognise an `-l` that names ourselves.
     pub listen: Option<SocketAddr>,
 }
@@ -58,6 +60,7 @@ impl Default for MachineConfig {
             max_edges: DEFAULT_MAX_EDGES,
             communities: None,
             federation: federation_community(federation::DEFAULT_FEDERATION),
+            federation_key_name: federation_community(federation::DEFAULT_FEDERATION),
             listen: None,
         }
     }
@@ -112,7 +115,7 @@ impl Supernode {
     pub fn new(cfg: MachineConfig, now_us: u64, mut rng: Box<dyn RandomSource + Send>) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
-        let federation = Federation::new(cfg.federation, token, now_us);
+        let federation = Federation::new(cfg.federation, cfg.federation_key_name, token, now_us);
         let mut sn = Supernode {
             cfg,
             communities: Vec::new(),
