@@ -1,5 +1,7 @@
 //! Simulated scenarios: virtual time, seeded loss and NAT types, the real machines.
 
+mod federation;
+
 use n2n_tests::Nat;
 use n2n_tests::sim::SimNet;
 
@@ -92,14 +94,14 @@ fn supernode_outage_keeps_p2p_and_recovers() {
     );
     net.run_for(S);
     traffic(&mut net, a, b, 3);
-    net.set_supernode_up(false);
+    net.set_supernode_up(0, false);
     let before = net.frames;
     traffic(&mut net, a, b, 30);
     assert_eq!(
         net.frames.relayed, before.relayed,
         "p2p traffic needs no supernode"
     );
-    net.set_supernode_up(true);
+    net.set_supernode_up(0, true);
     let restarted = net.now_us();
     while net.supernode_edges() < 2 && net.now_us() < restarted + 2 * interval * S {
         net.run_for(S / 10);

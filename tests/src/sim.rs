@@ -1,9 +1,13 @@
 //! A multi-node simulator (STYLE.md §11): the real edge and supernode machines on a virtual
-//! network with virtual time, latency, seeded loss and NAT behaviours. Frames are not
-//! encrypted here; the simulator plays the data path's part (direct if the edge has a route,
-//! else relayed, with the hints the real data path gives the machine).
+//! network with virtual time, latency, seeded loss and NAT behaviours. Several supernodes form
+//! a federation (spec §7.9). Frames are not encrypted here; the simulator plays the data
+//! path's part (direct if the edge has a route, else relayed through its supernode, with the
+//! hints the real data path gives the machine) and counts the frames that reach their edge.
+//!
+//! Sized for 150 000 edges: edges are found by public IP in a map, datagrams and timers wait
+//! in binary heaps, and each NAT keeps a few bounded entries.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -11,50 +15,103 @@ use std::sync::Arc;
 use n2n_crypto::{RandomSource, Xorshift128Plus};
 use n2n_edge::datapath::SharedStamps;
 use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
-use n2n_proto::{Community, Datagram, Desc, IpSubnet, Mac, Message};
-use n2n_supernode::machine::{MachineConfig, Outbox, Supernode};
+use n2n_proto::msg::PacketHeader;
+use n2n_proto::{Community, Datagram, Desc, Flags, IpSubnet, Mac, Message};
+use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 
 pub use crate::Nat;
 
 /// Index of an edge in the simulation.
 pub type EdgeId = usize;
 
-const SN_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 7654);
 const T0: u64 = 1_800_000_000_000_000;
+const SN_PORT: u16 = 7654;
+/// Every edge's private UDP port (each edge sits behind its own NAT).
+const PRIVATE_PORT: u16 = 40000;
+/// NAT table entries per edge, oldest evicted first (a real NAT expires them).
+const MAX_NAT_ENTRIES: usize = 64;
+/// The simulated supernodes' registry bound: a whole 150 000-edge federation fits in one.
+const SN_MAX_EDGES: usize = 1_000_000;
+/// Public addresses come from 100.64.0.0/10, overlay addresses from 10.0.0.0/8.
+const MAX_EDGES: usize = (1 << 22) - 2;
 
 struct SimEdge {
     machine: Edge,
-    private: SocketAddrV4,
     public_ip: Ipv4Addr,
     nat: Nat,
-    /// NAT mappings: (private port, remote) → public port. Endpoint-independent NATs ignore
-    /// the remote (one mapping per private port).
-    mappings: HashMap<(u16, Option<SocketAddrV4>), u16>,
-    /// Remote endpoints this NAT has sent to (filtering).
+    /// NAT mappings, oldest first: remote (symmetric NATs only) → public port.
+    mappings: Vec<(Option<SocketAddrV4>, u16)>,
+    /// Remote endpoints this NAT has sent to (filtering), oldest first.
     contacted: Vec<SocketAddrV4>,
     next_port: u16,
-    up: bool,
+    /// The due time of this edge's live entry in the timer heap (`u64::MAX`: none).
+    timer_at: u64,
+    /// Frames addressed to this edge that reached it.
+    rx_frames: u64,
 }
 
-/// Where the frames of a `send_frame` went.
+struct SimSupernode {
+    addr: SocketAddrV4,
+    /// `None` while it is down.
+    machine: Option<Supernode>,
+    /// Its `-l`, added again when it restarts.
+    anchor: Option<SocketAddrV4>,
+}
+
+/// Where the frames of `send_frame` went, and how many reached their edge.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FrameCounts {
     pub direct: u64,
     pub relayed: u64,
+    pub delivered: u64,
+}
+
+/// A datagram on the wire, ordered by arrival time, then by sending order.
+struct InFlight {
+    at: u64,
+    seq: u64,
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    data: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 /// The virtual network.
 pub struct SimNet {
+    seed: u64,
     now_us: u64,
     rng: Xorshift128Plus,
     loss: f64,
     latency_us: u64,
-    sn: Option<Supernode>,
+    community: Community,
+    sns: Vec<SimSupernode>,
     edges: Vec<SimEdge>,
-    /// (deliver at, sequence) → (from public, to public, bytes)
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    in_flight: HashMap<u64, (SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    by_ip: HashMap<Ipv4Addr, EdgeId>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    /// Edge timers: (due, edge). Entries whose due time is no longer the edge's are stale.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
     seq: u64,
+    /// Reused for every supernode call.
+    outbox: Outbox,
     pub frames: FrameCounts,
 }
 
@@ -62,8 +119,9 @@ impl std::fmt::Debug for SimNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "SimNet {{ now: {}, edges: {} }}",
+            "SimNet {{ now: {}, supernodes: {}, edges: {} }}",
             self.now_us,
+            self.sns.len(),
             self.edges.len()
         )
     }
@@ -76,26 +134,63 @@ fn v4(a: SocketAddr) -> SocketAddrV4 {
     }
 }
 
+fn offset(base: Ipv4Addr, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base) + n)
+}
+
+/// Finds the entry `find` matches in a NAT table, else adds `make()`; either way it becomes
+/// the newest, and the oldest goes when the table is full (a real NAT expires idle entries).
+fn refresh<T: Copy>(v: &mut Vec<T>, find: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> T {
+    let item = match v.iter().position(find) {
+        Some(i) => v.remove(i),
+        None => {
+            if v.len() >= MAX_NAT_ENTRIES {
+                v.remove(0);
+            }
+            make()
+        }
+    };
+    v.push(item);
+    item
+}
+
 impl SimNet {
-    /// A network with a supernode, 20 ms one-way latency and no loss.
+    /// A network with one supernode, 20 ms one-way latency and no loss.
     pub fn seeded(seed: u64) -> Self {
-        let sn = Supernode::new(
-            MachineConfig::default(),
-            T0,
-            Box::new(Xorshift128Plus::seeded(seed)),
-        );
-        SimNet {
+        Self::federation(seed, 1)
+    }
+
+    /// A network with `n` supernodes of one federation, each started with `-l` naming the
+    /// one before it (a chain, so that losing any one leaves the others connected).
+    pub fn federation(seed: u64, n: usize) -> Self {
+        assert!((1..=200).contains(&n), "1 to 200 supernodes");
+        let mut net = SimNet {
+            seed,
             now_us: T0,
             rng: Xorshift128Plus::seeded(seed ^ 0x5151),
             loss: 0.0,
             latency_us: 20_000,
-            sn: Some(sn),
+            community: Community::new("sim").expect("valid"),
+            sns: Vec::new(),
             edges: Vec::new(),
+            by_ip: HashMap::new(),
             queue: BinaryHeap::new(),
-            in_flight: HashMap::new(),
+            timers: BinaryHeap::new(),
             seq: 0,
+            outbox: Outbox::default(),
             frames: FrameCounts::default(),
+        };
+        for i in 0..n {
+            let addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2 + i as u8), SN_PORT);
+            let anchor = i.checked_sub(1).map(|p| net.sns[p].addr);
+            net.sns.push(SimSupernode {
+                addr,
+                machine: None,
+                anchor,
+            });
+            net.start_supernode(i);
         }
+        net
     }
 
     /// Drops each datagram with this probability (seeded).
@@ -107,17 +202,33 @@ impl SimNet {
         self.now_us
     }
 
-    /// Adds an edge behind its own NAT, registering every `interval_s` seconds.
+    /// Virtual time when the network was made.
+    pub fn start_us(&self) -> u64 {
+        T0
+    }
+
+    /// Adds an edge behind its own NAT, configured with supernode 0 only.
     pub fn add_edge(&mut self, nat: Nat, interval_s: u64) -> EdgeId {
+        self.add_edge_with(nat, interval_s, &[0])
+    }
+
+    /// Adds an edge behind its own NAT, registering every `interval_s` seconds, configured
+    /// with these supernodes in this order. Its MAC, public and overlay addresses come from
+    /// its id, so they stay unique however many edges there are.
+    pub fn add_edge_with(&mut self, nat: Nat, interval_s: u64, supernodes: &[usize]) -> EdgeId {
         let id = self.edges.len();
-        let n = id as u8 + 1;
-        let mac = Mac([2, 0, 0, 0, 0, n]);
+        assert!(id < MAX_EDGES, "at most {MAX_EDGES} edges");
+        let n = id as u32 + 1;
+        let b = n.to_be_bytes();
         let cfg = EdgeMachineConfig {
-            community: Community::new("sim").expect("valid"),
-            mac,
-            desc: Desc::from_text(&format!("edge{n}")),
-            dev_addr: Some(IpSubnet::new(Ipv4Addr::new(10, 99, 0, n), 24)),
-            supernodes: vec![SocketAddr::V4(SN_ADDR)],
+            community: self.community,
+            mac: Mac([2, 0, b[0], b[1], b[2], b[3]]),
+            desc: Desc::from_text(&format!("edge{id}")),
+            dev_addr: Some(IpSubnet::new(offset(Ipv4Addr::new(10, 0, 0, 0), n), 8)),
+            supernodes: supernodes
+                .iter()
+                .map(|&i| SocketAddr::V4(self.sns[i].addr))
+                .collect(),
             register_interval_us: interval_s * 1_000_000,
             p2p: true,
             header_key: None,
@@ -128,22 +239,34 @@ impl SimNet {
         };
         let machine = Edge::new(
             cfg,
-            Box::new(Xorshift128Plus::seeded(u64::from(n))),
+            Box::new(Xorshift128Plus::seeded(
+                self.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9),
+            )),
             Arc::new(SharedStamps::default()),
             self.now_us,
         );
+        let public_ip = offset(Ipv4Addr::new(100, 64, 0, 0), n);
+        self.by_ip.insert(public_ip, id);
         self.edges.push(SimEdge {
             machine,
-            private: SocketAddrV4::new(Ipv4Addr::new(10, 1, n, 2), 40000),
-            public_ip: Ipv4Addr::new(198, 18, n, 2),
+            public_ip,
             nat,
-            mappings: HashMap::new(),
+            mappings: Vec::new(),
             contacted: Vec::new(),
             next_port: 20000,
-            up: true,
+            timer_at: u64::MAX,
+            rx_frames: 0,
         });
         self.pump_edge(id);
         id
+    }
+
+    pub fn num_edges(&self) -> usize {
+        self.edges.len()
+    }
+
+    pub fn num_supernodes(&self) -> usize {
+        self.sns.len()
     }
 
     pub fn mac_of(&self, id: EdgeId) -> Mac {
@@ -154,51 +277,96 @@ impl SimNet {
         &self.edges[id].machine
     }
 
-    /// Stops or restarts the supernode (a restart has lost all its state).
-    pub fn set_supernode_up(&mut self, up: bool) {
-        self.sn = up.then(|| {
-            Supernode::new(
-                MachineConfig::default(),
-                self.now_us,
-                Box::new(Xorshift128Plus::seeded(self.now_us)),
-            )
-        });
+    /// Frames addressed to edge `id` that reached it (direct or relayed).
+    pub fn delivered_to(&self, id: EdgeId) -> u64 {
+        self.edges[id].rx_frames
     }
 
+    /// Supernode `i`, if it is up.
+    pub fn supernode(&self, i: usize) -> Option<&Supernode> {
+        self.sns[i].machine.as_ref()
+    }
+
+    pub fn supernode_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::V4(self.sns[i].addr)
+    }
+
+    /// Which supernode edge `id` uses now.
+    pub fn supernode_of(&self, id: EdgeId) -> Option<usize> {
+        let addr = v4(self.edges[id].machine.supernode());
+        self.sns.iter().position(|s| s.addr == addr)
+    }
+
+    /// Edges registered at supernode `i` (0 while it is down).
+    pub fn edge_count(&self, i: usize) -> usize {
+        self.supernode(i).map_or(0, |s| s.edge_count())
+    }
+
+    /// Edges registered at all supernodes that are up.
     pub fn supernode_edges(&self) -> usize {
-        self.sn.as_ref().map_or(0, |s| s.edge_count())
+        (0..self.sns.len()).map(|i| self.edge_count(i)).sum()
+    }
+
+    /// Stops supernode `i` (it then drops everything) or starts it again with no state but
+    /// its `-l`; starting one that is up changes nothing.
+    pub fn set_supernode_up(&mut self, i: usize, up: bool) {
+        match (up, self.sns[i].machine.is_some()) {
+            (false, _) => self.sns[i].machine = None,
+            (true, false) => self.start_supernode(i),
+            (true, true) => {}
+        }
+    }
+
+    fn start_supernode(&mut self, i: usize) {
+        let s = &self.sns[i];
+        let cfg = MachineConfig {
+            mac: Mac([2, 0, 0, 0, 0xfe, i as u8]),
+            max_edges: SN_MAX_EDGES,
+            federation: federation_community("simfed"),
+            listen: Some(SocketAddr::V4(s.addr)),
+            ..MachineConfig::default()
+        };
+        let rng = Xorshift128Plus::seeded(self.seed ^ self.now_us ^ ((i as u64) << 48));
+        let mut sn = Supernode::new(cfg, self.now_us, Box::new(rng));
+        let (addr, anchor) = (s.addr, s.anchor);
+        if let Some(anchor) = anchor {
+            sn.add_anchor(self.now_us, SocketAddr::V4(anchor), &mut self.outbox);
+        }
+        self.sns[i].machine = Some(sn);
+        self.flush_outbox(addr);
+    }
+
+    /// Sends what the last supernode call put in the outbox.
+    fn flush_outbox(&mut self, from: SocketAddrV4) {
+        let out = std::mem::take(&mut self.outbox);
+        for t in out.transmits() {
+            for d in &t.dests {
+                self.send(from, v4(*d), t.data.clone());
+            }
+        }
+        self.outbox = out;
     }
 
     /// The public socket an edge's datagram to `remote` leaves with (creating the mapping).
     fn outbound(&mut self, id: EdgeId, remote: SocketAddrV4) -> SocketAddrV4 {
         let e = &mut self.edges[id];
         if e.nat == Nat::None {
-            return SocketAddrV4::new(e.public_ip, e.private.port());
+            return SocketAddrV4::new(e.public_ip, PRIVATE_PORT);
         }
-        let key = (
-            e.private.port(),
-            if e.nat == Nat::Symmetric {
-                Some(remote)
-            } else {
-                None
+        let key = (e.nat == Nat::Symmetric).then_some(remote);
+        let (nat, next_port) = (e.nat, &mut e.next_port);
+        let (_, port) = refresh(
+            &mut e.mappings,
+            |m| m.0 == key,
+            || match nat {
+                Nat::Symmetric => {
+                    *next_port = next_port.wrapping_add(1).max(20000);
+                    (key, *next_port)
+                }
+                _ => (key, PRIVATE_PORT),
             },
         );
-        let port = match e.mappings.get(&key) {
-            Some(p) => *p,
-            None => {
-                e.next_port += 1;
-                let p = if e.nat == Nat::HomeRouter {
-                    e.private.port()
-                } else {
-                    e.next_port
-                };
-                e.mappings.insert(key, p);
-                p
-            }
-        };
-        if !e.contacted.contains(&remote) {
-            e.contacted.push(remote);
-        }
+        refresh(&mut e.contacted, |c| *c == remote, || remote);
         SocketAddrV4::new(e.public_ip, port)
     }
 
@@ -208,11 +376,12 @@ impl SimNet {
         match e.nat {
             Nat::None => true,
             Nat::HomeRouter => {
-                e.mappings.values().any(|p| *p == public.port()) && e.contacted.contains(&remote)
+                e.mappings.iter().any(|m| m.1 == public.port()) && e.contacted.contains(&remote)
             }
-            Nat::Symmetric => {
-                e.mappings.get(&(e.private.port(), Some(remote))) == Some(&public.port())
-            }
+            Nat::Symmetric => e
+                .mappings
+                .iter()
+                .any(|m| m.0 == Some(remote) && m.1 == public.port()),
         }
     }
 
@@ -222,89 +391,95 @@ impl SimNet {
             return;
         }
         self.seq += 1;
-        self.queue
-            .push(Reverse((self.now_us + self.latency_us, self.seq)));
-        self.in_flight.insert(self.seq, (from, to, data));
+        self.queue.push(Reverse(InFlight {
+            at: self.now_us + self.latency_us,
+            seq: self.seq,
+            from,
+            to,
+            data,
+        }));
     }
 
+    /// Performs the edge's queued actions and (re)arms its timer.
     fn pump_edge(&mut self, id: EdgeId) {
         while let Some(a) = self.edges[id].machine.poll_action() {
             if let Action::Transmit { dst, data } = a {
-                if !self.edges[id].up {
-                    continue;
-                }
                 let remote = v4(dst);
                 let src = self.outbound(id, remote);
                 self.send(src, remote, data);
             }
         }
+        let e = &mut self.edges[id];
+        let due = e.machine.poll_timeout();
+        if due < e.timer_at {
+            e.timer_at = due;
+            self.timers.push(Reverse((due, id as u32)));
+        }
     }
 
     fn deliver(&mut self, from: SocketAddrV4, to: SocketAddrV4, mut data: Vec<u8>) {
-        if to == SN_ADDR {
-            let Some(sn) = self.sn.as_mut() else { return };
-            let mut out = Outbox::default();
-            sn.handle_datagram(self.now_us, SocketAddr::V4(from), &mut data, &mut out);
-            let sends: Vec<(SocketAddrV4, Vec<u8>)> = out
-                .transmits()
-                .iter()
-                .flat_map(|t| t.dests.iter().map(|d| (v4(*d), t.data.clone())))
-                .collect();
-            for (dst, bytes) in sends {
-                self.send(SN_ADDR, dst, bytes);
-            }
+        if let Some(s) = self.sns.iter_mut().find(|s| s.addr == to) {
+            let Some(sn) = s.machine.as_mut() else { return };
+            sn.handle_datagram(
+                self.now_us,
+                SocketAddr::V4(from),
+                &mut data,
+                &mut self.outbox,
+            );
+            self.flush_outbox(to);
             return;
         }
-        let Some(id) = self.edges.iter().position(|e| e.public_ip == *to.ip()) else {
+        let Some(&id) = self.by_ip.get(to.ip()) else {
             return;
         };
-        if !self.edges[id].up || !self.inbound(id, from, to) {
+        if !self.inbound(id, from, to) {
             return;
         }
         let Ok((d, _)) = Datagram::decode(&data) else {
             return;
         };
-        if let Message::Packet(p) = d.msg {
-            // The simulated data path: a relayed frame tells the receiver the sender's socket.
-            if let Some(sock) = p.sock {
-                self.edges[id].machine.handle_hint(
-                    self.now_us,
-                    PeerHint::Relayed {
+        let now = self.now_us;
+        let e = &mut self.edges[id];
+        match d.msg {
+            Message::Packet(p) => {
+                if p.dst_mac == e.machine.mac() {
+                    e.rx_frames += 1;
+                    self.frames.delivered += 1;
+                }
+                // The simulated data path: a relayed frame names the sender's socket, a direct
+                // one refreshes the receiver's liveness of the sender.
+                let hint = match p.sock {
+                    Some(sock) => PeerHint::Relayed {
                         mac: p.src_mac,
                         sock: SocketAddr::from(sock),
                     },
-                );
+                    None => {
+                        if let Some((_, k)) = e.machine.known().find(|(m, _)| **m == p.src_mac) {
+                            k.touch(now);
+                        }
+                        PeerHint::Direct {
+                            mac: p.src_mac,
+                            from: SocketAddr::V4(from),
+                        }
+                    }
+                };
+                e.machine.handle_hint(now, hint);
             }
-        } else {
-            self.edges[id]
-                .machine
-                .handle_control(self.now_us, SocketAddr::V4(from), d, None);
+            _ => e.machine.handle_control(now, SocketAddr::V4(from), d, None),
         }
         self.pump_edge(id);
     }
 
-    /// Edge `a` sends one frame to edge `b`: directly if `a` has a fresh route, else via the
-    /// supernode (as a PACKET the supernode relays), with the data path's hints.
+    /// Edge `a` sends one frame to edge `b`: directly if `a` has a fresh route, else via its
+    /// supernode (as a PACKET the supernode relays), with the data path's hints. Whether it
+    /// arrives shows in [`SimNet::delivered_to`].
     pub fn send_frame(&mut self, a: EdgeId, b: EdgeId) {
         let (mac_a, mac_b) = (self.mac_of(a), self.mac_of(b));
         let now = self.now_us;
-        match self.edges[a].machine.route(&mac_b, now) {
+        let to = match self.edges[a].machine.route(&mac_b, now) {
             Some(to) => {
                 self.frames.direct += 1;
-                let src = self.outbound(a, v4(to));
-                let public_b = SocketAddrV4::new(self.edges[b].public_ip, 0);
-                if to.ip() == std::net::IpAddr::V4(*public_b.ip()) && self.inbound(b, src, v4(to)) {
-                    let from = SocketAddr::V4(src);
-                    self.edges[b]
-                        .machine
-                        .handle_hint(now, PeerHint::Direct { mac: mac_a, from });
-                    // A direct frame refreshes the receiver's liveness of the sender.
-                    if let Some((_, k)) = self.edges[b].machine.known().find(|(m, _)| **m == mac_a)
-                    {
-                        k.touch(now);
-                    }
-                    self.pump_edge(b);
-                }
+                v4(to)
             }
             None => {
                 self.frames.relayed += 1;
@@ -312,63 +487,88 @@ impl SimNet {
                     .machine
                     .handle_hint(now, PeerHint::Need(mac_b));
                 self.pump_edge(a);
-                let packet = Datagram::new(
-                    Community::new("sim").expect("valid"),
-                    n2n_proto::Flags::EMPTY,
-                    Message::Packet(n2n_proto::msg::PacketHeader {
-                        src_mac: mac_a,
-                        dst_mac: mac_b,
-                        sock: None,
-                        compression: 1,
-                        transform: 1,
-                    }),
-                )
-                .to_vec();
-                let src = self.outbound(a, SN_ADDR);
-                self.send(src, SN_ADDR, packet);
+                v4(self.edges[a].machine.supernode())
             }
-        }
+        };
+        let packet = Datagram::new(
+            self.community,
+            Flags::EMPTY,
+            Message::Packet(PacketHeader {
+                src_mac: mac_a,
+                dst_mac: mac_b,
+                sock: None,
+                compression: 1,
+                transform: 1,
+            }),
+        )
+        .to_vec();
+        let src = self.outbound(a, to);
+        self.send(src, to, packet);
     }
 
     /// Advances virtual time, delivering datagrams and running every timer.
     pub fn run_for(&mut self, dur_us: u64) {
         let end = self.now_us + dur_us;
         loop {
-            let next_packet = self
-                .queue
-                .peek()
-                .map(|Reverse((t, _))| *t)
-                .unwrap_or(u64::MAX);
-            let next_timer = self
-                .edges
+            let next_packet = self.queue.peek().map_or(u64::MAX, |Reverse(d)| d.at);
+            let next_edge = self.timers.peek().map_or(u64::MAX, |Reverse((t, _))| *t);
+            let next_sn = self
+                .sns
                 .iter()
-                .map(|e| e.machine.poll_timeout())
+                .filter_map(|s| s.machine.as_ref())
+                .map(|m| m.poll_timeout())
                 .min()
                 .unwrap_or(u64::MAX);
-            let next_sn = self.sn.as_ref().map_or(u64::MAX, |s| s.poll_timeout());
-            let next = next_packet.min(next_timer).min(next_sn).max(self.now_us);
+            let next = next_packet.min(next_edge).min(next_sn).max(self.now_us);
             if next > end {
                 self.now_us = end;
                 return;
             }
             self.now_us = next;
-            if next_packet <= next
-                && let Some(Reverse((_, seq))) = self.queue.pop()
-                && let Some((from, to, data)) = self.in_flight.remove(&seq)
-            {
-                self.deliver(from, to, data);
-                continue;
-            }
-            if let Some(sn) = self.sn.as_mut() {
-                let mut out = Outbox::default();
-                sn.handle_timeout(next, &mut out);
-            }
-            for id in 0..self.edges.len() {
-                if self.edges[id].machine.poll_timeout() <= next {
-                    self.edges[id].machine.handle_timeout(next);
-                    self.pump_edge(id);
+            if next_packet <= next {
+                if let Some(Reverse(d)) = self.queue.pop() {
+                    self.deliver(d.from, d.to, d.data);
                 }
+            } else if next_sn <= next {
+                self.supernode_timers();
+            } else if let Some(Reverse((t, id))) = self.timers.pop() {
+                self.edge_timer(t, id as EdgeId);
             }
         }
+    }
+
+    fn supernode_timers(&mut self) {
+        let now = self.now_us;
+        for i in 0..self.sns.len() {
+            let s = &mut self.sns[i];
+            let Some(sn) = s.machine.as_mut().filter(|m| m.poll_timeout() <= now) else {
+                continue;
+            };
+            sn.handle_timeout(now, &mut self.outbox);
+            assert!(
+                sn.poll_timeout() > now,
+                "supernode {i}: handle_timeout left its deadline at or before now"
+            );
+            let addr = s.addr;
+            self.flush_outbox(addr);
+        }
+    }
+
+    fn edge_timer(&mut self, due: u64, id: EdgeId) {
+        let now = self.now_us;
+        let e = &mut self.edges[id];
+        if e.timer_at != due {
+            return; // superseded by an earlier deadline
+        }
+        e.timer_at = u64::MAX;
+        if e.machine.poll_timeout() <= now {
+            e.machine.handle_timeout(now);
+            // A deadline that does not move would spin the real runtime as it spins this loop.
+            assert!(
+                e.machine.poll_timeout() > now,
+                "edge {id}: handle_timeout left its deadline at or before now"
+            );
+        }
+        self.pump_edge(id);
     }
 }
