@@ -1,6 +1,7 @@
 //! End-to-end tests: real `supernode` and `edge` binaries, real TAP devices, network
 //! namespaces with NAT routers (see `n2n_tests::Lab`). They need root; under CI they must run.
 
+mod federation;
 mod scenarios;
 mod transforms;
 

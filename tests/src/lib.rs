@@ -469,3 +469,15 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl Lab {
+    /// A JSON management request (`r 1 edges`) to 127.0.0.1:`port` inside a node: its `row`
+    /// objects, parsed.
+    pub fn mgmt_rows(&self, node: &str, port: u16, request: &str) -> Vec<serde_json::Value> {
+        self.mgmt(node, port, request)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["_type"] == "row")
+            .collect()
+    }
+}
