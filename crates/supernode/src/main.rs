@@ -86,6 +86,7 @@ fn main() -> ExitCode {
         verbosity,
         keep_running: true,
         list_path: args.communities.clone(),
+        out: Default::default(),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,7 +4,7 @@
 use n2n_daemon::mgmt::{self, Rows, error, js};
 
 use crate::community_list::CommunityList;
-use crate::machine::Supernode;
+use crate::machine::{Outbox, Supernode};
 
 use n2n_daemon::mgmt::MAX_REQUEST;
 
@@ -17,16 +17,18 @@ pub struct Control {
     pub keep_running: bool,
     /// The `-c` file, for `reload_communities`.
     pub list_path: Option<String>,
+    /// What a reload asks to send (re-registration requests, federation registrations).
+    pub out: Outbox,
 }
 
 /// Reloads the community list from `-c`: `Ok(())`, or the reference's status text.
-pub fn reload(sn: &mut Supernode, ctl: &Control) -> Result<(), &'static str> {
+pub fn reload(sn: &mut Supernode, ctl: &mut Control, now_us: u64) -> Result<(), &'static str> {
     let Some(path) = &ctl.list_path else {
         return Err("No community file provided (-c command line option)");
     };
     match CommunityList::load(path) {
         Ok(list) => {
-            sn.reload(Some(list));
+            sn.reload(now_us, Some(list), &mut ctl.out);
             Ok(())
         }
         Err(_) => Err("Error while re-loading community file (not found or no valid content)"),
@@ -44,7 +46,7 @@ pub fn handle(sn: &mut Supernode, ctl: &mut Control, now_us: u64, request: &[u8]
         ];
     }
     if text.starts_with("reload_communities") {
-        let line = match reload(sn, ctl) {
+        let line = match reload(sn, ctl, now_us) {
             Ok(()) => "OK.".to_string(),
             Err(e) => e.to_string(),
         };
@@ -168,7 +170,7 @@ fn json_request(sn: &mut Supernode, ctl: &mut Control, now_us: u64, text: &str) 
             if ctl.list_path.is_none() {
                 return error(tag, "nofile");
             }
-            let ok: u32 = match reload(sn, ctl) {
+            let ok: u32 = match reload(sn, ctl, now_us) {
                 Ok(()) => 0,
                 Err(_) => u32::MAX,
             };
@@ -259,6 +261,7 @@ mod tests {
             verbosity: 2,
             keep_running: true,
             list_path: None,
+            out: Outbox::default(),
         };
         (sn, ctl)
     }

@@ -95,6 +95,8 @@ pub async fn run(
                 for reply in mgmt::handle(&mut sn, &mut ctl, unix_micros(), &mbuf[..n]) {
                     let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                 }
+                send_all(&udp, &ctl.out).await;
+                ctl.out.clear();
                 if ctl.verbosity != before && let Some(l) = &log {
                     l.set_verbosity(ctl.verbosity);
                 }
@@ -111,10 +113,14 @@ pub async fn run(
                 sn.add_anchor(unix_micros(), addr, &mut out);
                 send_all(&udp, &out).await;
             }
-            _ = hangup.recv() => match mgmt::reload(&mut sn, &ctl) {
-                Ok(()) => info!("community list reloaded"),
-                Err(e) => warn!("{e}"),
-            },
+            _ = hangup.recv() => {
+                match mgmt::reload(&mut sn, &mut ctl, unix_micros()) {
+                    Ok(()) => info!("community list reloaded"),
+                    Err(e) => warn!("{e}"),
+                }
+                send_all(&udp, &ctl.out).await;
+                ctl.out.clear();
+            }
             _ = &mut shutdown => {
                 info!("shutting down");
                 break;

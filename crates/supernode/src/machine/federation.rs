@@ -394,14 +394,22 @@ impl Supernode {
         Ok(())
     }
 
-    /// All supernodes converge on the largest dynamic-key time (spec §7.9); a change
-    /// re-registers with every member at once.
+    /// All supernodes converge on the largest dynamic-key time (spec §7.9): user/password
+    /// edges are told to re-register under the old keys, the dynamic keys follow the new time,
+    /// and every member hears of it at once.
     fn adopt_key_time(&mut self, now_us: u64, key_time: u32, out: &mut Outbox) {
         if key_time <= self.federation.key_time {
             return;
         }
         debug!(key_time, "adopting a newer federation key time");
+        self.re_register_user_edges(now_us, out);
         self.federation.key_time = key_time;
+        self.rekey_user_communities();
+        self.register_with_all_members(now_us, out);
+    }
+
+    /// REGISTER_SUPER to every member now (a new key time).
+    pub(crate) fn register_with_all_members(&mut self, now_us: u64, out: &mut Outbox) {
         for i in 0..self.federation.members.len() {
             self.register_with_member(now_us, i, out);
         }

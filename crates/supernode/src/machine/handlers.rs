@@ -11,7 +11,7 @@ use n2n_proto::{Auth, Datagram, Flags, IpSubnet, Mac, Message, Sock, auth_scheme
 use tracing::info;
 
 use super::registry::{Association, Edge, HeaderMode, wants_address};
-use super::{DropReason, Inbound, Outbox, Supernode, send_datagram};
+use super::{DropReason, Inbound, Opened, Outbox, Supernode, send_datagram};
 
 /// REGISTER_SUPER_ACK lifetime field (always 15 in the reference).
 pub(crate) const ACK_LIFETIME: u16 = 15;
@@ -96,50 +96,94 @@ impl Supernode {
             return Err(DropReason::Unsupported);
         }
         self.check_stamp(m, &r.edge_mac, false)?;
+        let user = self.user_with_trailer(m, &r.auth)?;
         let c = &self.communities[m.community];
         let assigned = if wants_address(&r.dev_addr) {
             c.assign_address(&r.desc)
         } else {
             IpSubnet::UNSPECIFIED
         };
-        let accepted = if r.edge_mac.is_null() {
-            true
+        let answer = if r.edge_mac.is_null() {
+            // An address request is answered but not stored (spec §7.1 step 3).
+            match &c.users {
+                Some(users) => users.user_of(&r.auth).map(|u| users.answer(u, &r.auth)),
+                None => Some(Auth::NONE),
+            }
         } else {
             self.update_edge(m, r)?
         };
         let community = self.communities[m.community].name;
-        let msg = if accepted {
+        let (msg, trailer) = if let Some(auth) = answer {
             if !r.edge_mac.is_null() {
-                self.forward_registration(m, r, out);
+                self.forward_registration(m, r, user, out);
             }
             let supernodes = self.supernode_entries(m.now_us, m.from);
-            Message::RegisterSuperAck(RegisterSuperAck {
+            let ack = Message::RegisterSuperAck(RegisterSuperAck {
                 cookie: r.cookie,
                 src_mac: self.cfg.mac,
                 dev_addr: assigned,
                 lifetime: ACK_LIFETIME,
                 sock: Sock::from(m.from),
-                auth: Auth::NONE,
+                auth,
                 supernodes,
                 key_time: 0,
-            })
+            });
+            (ack, user.map_or(Trailer::None, Trailer::User))
         } else {
             self.stats.reg_super_nak += 1;
-            info!(community = %community, mac = %r.edge_mac, "registration refused (MAC or IP address already in use)");
-            Message::RegisterSuperNak(RegisterSuperNak {
+            let why = if self.communities[m.community].users.is_some() {
+                "username or password not recognized"
+            } else {
+                "MAC or IP address already in use"
+            };
+            info!(community = %community, mac = %r.edge_mac, "registration refused ({why})");
+            let nak = Message::RegisterSuperNak(RegisterSuperNak {
                 cookie: r.cookie,
                 src_mac: r.edge_mac,
                 auth: Auth::NONE,
-            })
+            });
+            (nak, Trailer::Junk)
         };
         let d = Datagram::new(community, Flags::FROM_SUPERNODE.with(Flags::SOCKET), msg);
-        self.send(m, &d, &[], HeaderSpan::Whole, &[m.from], out);
+        self.send_with(m, &d, &[], HeaderSpan::Whole, trailer, &[m.from], out);
         Ok(())
+    }
+
+    /// In a user/password community: the listed user a registration names, once its trailer
+    /// proves the sender shares that user's secret (spec §4.7; a wrong trailer is dropped
+    /// silently, as n2n). `None`: not such a community, or an unknown user (who gets a NAK).
+    fn user_with_trailer(
+        &self,
+        m: &Inbound<'_>,
+        auth: &Auth,
+    ) -> Result<Option<[u8; 32]>, DropReason> {
+        let Some(users) = &self.communities[m.community].users else {
+            return Ok(None);
+        };
+        let Some(user) = users.user_of(auth) else {
+            return Ok(None);
+        };
+        match m.opened {
+            Opened::StaticWithTrailer { hash, trailer }
+                if user.trailer_matches(&hash, &trailer) =>
+            {
+                let mut public = [0u8; 32];
+                public.copy_from_slice(&auth.token()[..32]);
+                Ok(Some(public))
+            }
+            _ => Err(DropReason::BadTrailer),
+        }
     }
 
     /// An accepted edge registration goes to every active member of the federation, with the
     /// edge's public socket (spec §7.2 step 9), so they know where the edge is.
-    fn forward_registration(&mut self, m: &Inbound<'_>, r: &RegisterSuper, out: &mut Outbox) {
+    fn forward_registration(
+        &mut self,
+        m: &Inbound<'_>,
+        r: &RegisterSuper,
+        user: Option<[u8; 32]>,
+        out: &mut Outbox,
+    ) {
         let mut dests = std::mem::take(&mut self.scratch_dests);
         dests.clear();
         dests.extend(self.federation.active(m.now_us));
@@ -155,7 +199,8 @@ impl Supernode {
                 Message::RegisterSuper(fwd),
             );
             self.stats.broadcast_tx += dests.len() as u64;
-            self.send(m, &d, &[], HeaderSpan::Whole, &dests, out);
+            let trailer = user.map_or(Trailer::None, Trailer::User);
+            self.send_with(m, &d, &[], HeaderSpan::Whole, trailer, &dests, out);
         }
         self.scratch_dests = dests;
     }
@@ -173,9 +218,10 @@ impl Supernode {
             return Err(DropReason::Unsupported);
         }
         self.check_stamp(m, &r.edge_mac, false)?;
-        let c = &mut self.communities[m.community];
+        self.user_with_trailer(m, &r.auth)?;
+        let c = &self.communities[m.community];
         if let Some(e) = c.edges.get(&r.edge_mac)
-            && !auth_matches(&e.auth, &r.auth)
+            && !c.auth_ok(&e.auth, &r.auth)
         {
             self.stats.reg_super_nak += 1;
             let nak = Message::RegisterSuperNak(RegisterSuperNak {
@@ -184,9 +230,10 @@ impl Supernode {
                 auth: Auth::NONE,
             });
             let d = Datagram::new(c.name, Flags::FROM_SUPERNODE.with(Flags::SOCKET), nak);
-            self.send(m, &d, &[], HeaderSpan::Whole, &[m.from], out);
+            self.send_with(m, &d, &[], HeaderSpan::Whole, Trailer::Junk, &[m.from], out);
             return Ok(());
         }
+        let c = &mut self.communities[m.community];
         if c.remove_edge(&r.edge_mac).is_some() {
             self.edge_count -= 1;
             info!(community = %c.name, mac = %r.edge_mac, supernode = %m.from, "edge moved to another supernode");
@@ -211,15 +258,24 @@ impl Supernode {
         Ok(())
     }
 
-    /// Adds or refreshes the edge; `Ok(false)` means NAK (spec §7.2 step 7).
-    fn update_edge(&mut self, m: &Inbound<'_>, r: &RegisterSuper) -> Result<bool, DropReason> {
+    /// Adds or refreshes the edge (spec §7.2 step 7): `Ok(Some(answer))` is the ACK's auth
+    /// field, `Ok(None)` means NAK.
+    fn update_edge(
+        &mut self,
+        m: &Inbound<'_>,
+        r: &RegisterSuper,
+    ) -> Result<Option<Auth>, DropReason> {
         let protect = self.cfg.spoofing_protection;
         let max_edges = self.cfg.max_edges;
         let c = &mut self.communities[m.community];
-        if c.has_users {
-            // User/password communities need scheme 2, which is not implemented yet.
-            return Ok(false);
-        }
+        // User/password communities take listed users only; the answer hands over the key.
+        let answer = match &c.users {
+            Some(users) => match users.user_of(&r.auth) {
+                Some(u) => users.answer(u, &r.auth),
+                None => return Ok(None),
+            },
+            None => Auth::NONE,
+        };
         let mac = r.edge_mac;
         if !c.edges.contains_key(&mac)
             && !r.dev_addr.addr.is_unspecified()
@@ -229,9 +285,9 @@ impl Supernode {
             if !c
                 .edges
                 .get(&owner)
-                .is_some_and(|e| auth_matches(&e.auth, &r.auth))
+                .is_some_and(|e| c.auth_ok(&e.auth, &r.auth))
             {
-                return Ok(false);
+                return Ok(None);
             }
             if let Some(mut e) = c.remove_edge(&owner) {
                 e.mac = mac;
@@ -241,8 +297,8 @@ impl Supernode {
         let now = m.now_us;
         match c.edges.get(&mac) {
             Some(e) => {
-                if !auth_matches(&e.auth, &r.auth) {
-                    return Ok(false);
+                if !c.auth_ok(&e.auth, &r.auth) {
+                    return Ok(None);
                 }
                 let mut e = e.clone();
                 e.sock = m.from;
@@ -256,13 +312,21 @@ impl Supernode {
                 c.insert_edge(e);
             }
             None => {
-                if !matches!(r.auth.scheme, auth_scheme::NONE | auth_scheme::SIMPLE_ID) {
-                    return Ok(false);
+                let scheme_fits = match &c.users {
+                    Some(_) => r.auth.scheme == auth_scheme::USER_PASSWORD,
+                    None => matches!(r.auth.scheme, auth_scheme::NONE | auth_scheme::SIMPLE_ID),
+                };
+                if !scheme_fits {
+                    return Ok(None);
                 }
                 if self.edge_count >= max_edges {
                     return Err(DropReason::RegistryFull);
                 }
-                let auth = if protect { r.auth } else { Auth::NONE };
+                let auth = if protect || r.auth.scheme != auth_scheme::SIMPLE_ID {
+                    r.auth
+                } else {
+                    Auth::NONE
+                };
                 let stamp = m.stamp.map(|s| {
                     let mut slot = SenderStamp::new(now);
                     slot.accept(s, false);
@@ -284,14 +348,14 @@ impl Supernode {
                 info!(community = %c.name, %mac, addr = %r.dev_addr, sock = %m.from, "edge registered");
             }
         }
-        Ok(true)
+        Ok(Some(answer))
     }
 
     fn unregister_super(&mut self, m: &Inbound<'_>, u: &UnregisterSuper) -> Result<(), DropReason> {
         self.check_stamp(m, &u.src_mac, false)?;
         let c = &mut self.communities[m.community];
         match c.edges.get(&u.src_mac) {
-            Some(e) if auth_matches(&e.auth, &u.auth) => {
+            Some(e) if c.auth_ok(&e.auth, &u.auth) => {
                 c.remove_edge(&u.src_mac);
                 self.edge_count -= 1;
                 info!(community = %c.name, mac = %u.src_mac, "edge unregistered");
@@ -532,23 +596,68 @@ impl Supernode {
         dests: &[SocketAddr],
         out: &mut Outbox,
     ) {
+        self.send_with(m, d, tail, span, Trailer::None, dests, out);
+    }
+
+    /// [`Self::send`] with a user/password trailer. In such communities registrations and
+    /// their answers use the static key, everything else the dynamic key, and a PACKET's
+    /// encrypted header also covers up to 16 payload bytes (the cipher's IV; spec §4.5).
+    #[allow(clippy::too_many_arguments)]
+    fn send_with(
+        &mut self,
+        m: &Inbound<'_>,
+        d: &Datagram,
+        tail: &[u8],
+        span: HeaderSpan,
+        trailer: Trailer,
+        dests: &[SocketAddr],
+        out: &mut Outbox,
+    ) {
         let encrypted = self.communities[m.community].header == HeaderMode::Encrypted;
         let stamp = encrypted.then(|| self.stamps.next(m.now_us));
         let random = self.random_u32();
-        let key = match (stamp, &self.communities[m.community].key) {
+        let c = &self.communities[m.community];
+        let registration = matches!(
+            d.msg,
+            Message::RegisterSuper(_) | Message::RegisterSuperAck(_) | Message::RegisterSuperNak(_)
+        );
+        let key = match (stamp, c.key_for(registration)) {
             (Some(stamp), Some(key)) => Some((key, stamp, random)),
             _ => None,
         };
         let hl = match span {
             HeaderSpan::Whole => None,
+            HeaderSpan::Len(n) if c.users.is_some() => Some(n + tail.len().min(16)),
             HeaderSpan::Len(n) => Some(n),
         };
         send_datagram(out, d, tail, hl, key, dests);
+        let Some(users) = &c.users else { return };
+        let Some(data) = out.last_data_mut() else {
+            return;
+        };
+        match trailer {
+            Trailer::None => {}
+            Trailer::User(public) => {
+                if let Some(u) = users.user_of_key(&public) {
+                    let t = u.trailer(data);
+                    data.extend_from_slice(&t);
+                }
+            }
+            // n2n appends 16 bytes of no meaning to a NAK in these communities.
+            Trailer::Junk => {
+                let t = n2n_crypto::pearson::pearson_hash_128(data);
+                data.extend_from_slice(&t);
+            }
+        }
     }
 }
 
-/// Token check (spec §7.2 step 7): a stored scheme 0 accepts anything; otherwise scheme,
-/// size and token must be identical.
-fn auth_matches(stored: &Auth, presented: &Auth) -> bool {
-    stored.scheme == auth_scheme::NONE || stored == presented
+/// What follows a datagram in a user/password community (spec §4.7).
+#[derive(Clone, Copy)]
+enum Trailer {
+    None,
+    /// The user's trailer: registrations forwarded and ACKs.
+    User([u8; 32]),
+    /// NAKs.
+    Junk,
 }

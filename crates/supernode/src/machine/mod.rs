@@ -6,6 +6,7 @@ mod handlers;
 mod outbox;
 pub mod registry;
 mod stats;
+pub mod users;
 
 use std::net::SocketAddr;
 
@@ -19,6 +20,7 @@ pub use federation::{Federation, Member, federation_community, renamed_federatio
 pub use outbox::{Outbox, Transmit};
 pub use registry::{AutoIpRange, CommunityState, Edge, HeaderMode};
 pub use stats::{DropReason, Stats};
+pub use users::UserAuth;
 
 use crate::community_list::CommunityList;
 
@@ -103,6 +105,21 @@ pub(crate) struct Inbound<'a> {
     pub stamp: Option<u64>,
     /// The federation member that sent it, when it came FROM_SUPERNODE.
     pub member: Option<usize>,
+    /// User/password communities: how the header opened.
+    pub opened: Opened,
+}
+
+/// Which key opened an encrypted header in a user/password community (spec §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// Plain, the community's only key, or the dynamic key.
+    Normal,
+    /// The static key, over all but a 16-byte trailer: `hash` is H128 of the encrypted bytes
+    /// before it, `trailer` the trailer itself.
+    StaticWithTrailer {
+        hash: [u8; 16],
+        trailer: [u8; users::TRAILER_LEN],
+    },
 }
 
 impl Inbound<'_> {
@@ -175,27 +192,84 @@ impl Supernode {
         u32::try_from(communities + federation).unwrap_or(u32::MAX)
     }
 
-    /// Replaces the community list (SIGHUP / `reload_communities`): every community and its
-    /// edges are dropped and the listed ones recreated.
-    pub fn reload(&mut self, list: Option<CommunityList>) {
+    /// Replaces the community list (SIGHUP / `reload_communities`), as n2n: user/password
+    /// edges are told to re-register (old keys), every community and its edges are dropped,
+    /// the listed ones recreated with a new key time, and the federation hears of it.
+    pub fn reload(&mut self, now_us: u64, list: Option<CommunityList>, out: &mut Outbox) {
+        out.clear();
+        self.re_register_user_edges(now_us, out);
         self.cfg.communities = list;
         self.communities.clear();
         self.edge_count = 0;
+        self.federation.key_time = (now_us / 1_000_000) as u32;
         self.load_listed_communities();
+        self.register_with_all_members(now_us, out);
     }
 
     fn load_listed_communities(&mut self) {
         let Some(list) = self.cfg.communities.clone() else {
             return;
         };
+        // The federation's private key hashes its name without the '*' (up to the NUL).
+        let fed_private =
+            n2n_crypto::keys::private_key_from_text(&self.federation.name.text()[1..]);
         for f in &list.fixed {
             let subnet = match f.subnet {
                 Some(s) => s,
                 None => self.pick_subnet(&f.name),
             };
             let mut c = CommunityState::new(f.name, true, subnet);
-            c.has_users = !f.users.is_empty();
+            if !f.users.is_empty() {
+                // User/password communities always encrypt headers (spec §7.10).
+                c.header = HeaderMode::Encrypted;
+                c.users = Some(UserAuth::new(
+                    &f.users,
+                    &fed_private,
+                    &f.name,
+                    &self.federation.name,
+                    self.federation.key_time,
+                ));
+            }
             self.communities.push(c);
+        }
+    }
+
+    /// RE_REGISTER_SUPER to every edge of a user/password community, under the dynamic key
+    /// they still have (spec §3.5, §7.9).
+    pub(crate) fn re_register_user_edges(&mut self, now_us: u64, out: &mut Outbox) {
+        for i in 0..self.communities.len() {
+            let c = &self.communities[i];
+            let Some(users) = &c.users else { continue };
+            if c.edges.is_empty() {
+                continue;
+            }
+            let dests: Vec<SocketAddr> = c.edges.values().map(|e| e.sock).collect();
+            let d = Datagram::new(
+                c.name,
+                Flags::FROM_SUPERNODE,
+                n2n_proto::Message::ReRegisterSuper,
+            );
+            let stamp = self.stamps.next(now_us);
+            let random = self.rng.next_u64() as u32;
+            send_datagram(
+                out,
+                &d,
+                &[],
+                None,
+                Some((&users.dynamic, stamp, random)),
+                &dests,
+            );
+        }
+    }
+
+    /// A new key time: every user/password community's dynamic key follows it.
+    pub(crate) fn rekey_user_communities(&mut self) {
+        let (fed, t) = (self.federation.name, self.federation.key_time);
+        for c in &mut self.communities {
+            let name = c.name;
+            if let Some(u) = &mut c.users {
+                u.rekey(&name, &fed, t);
+            }
         }
     }
 
@@ -253,6 +327,7 @@ impl Supernode {
         if data.len() < n2n_proto::COMMON_HEADER_LEN {
             return Err(DropReason::TooShort);
         }
+        let mut opened = Opened::Normal;
         let (community, stamp) = if looks_plain(data) {
             if data[4..24] == self.federation.name.0 {
                 return Err(DropReason::PlainForEncrypted);
@@ -260,7 +335,10 @@ impl Supernode {
             (Some(self.plain_community(data)?), None)
         } else {
             let (idx, stamp) = match self.decrypt_header(data) {
-                Ok((idx, stamp)) => (Some(idx), stamp),
+                Ok((idx, stamp, how)) => {
+                    opened = how;
+                    (Some(idx), stamp)
+                }
                 Err(e) => (None, self.federation.decrypt(data).ok_or(e)?),
             };
             if !stamp_in_frame(stamp, now_us) {
@@ -268,7 +346,25 @@ impl Supernode {
             }
             (idx, Some(stamp))
         };
-        let (datagram, rest) = Datagram::decode(data).map_err(|_| DropReason::Undecodable)?;
+        let body = match opened {
+            Opened::StaticWithTrailer { .. } => data.len() - users::TRAILER_LEN,
+            Opened::Normal => data.len(),
+        };
+        let (datagram, rest) =
+            Datagram::decode(&data[..body]).map_err(|_| DropReason::Undecodable)?;
+        if let Some(c) = community
+            && self.communities[c].users.is_some()
+        {
+            // Only registrations and their answers travel under the static key (spec §4.4).
+            let registration = matches!(
+                datagram.msg.msg_type(),
+                MsgType::RegisterSuper | MsgType::RegisterSuperAck | MsgType::RegisterSuperNak
+            );
+            let static_key = matches!(opened, Opened::StaticWithTrailer { .. });
+            if registration != static_key {
+                return Err(DropReason::WrongKey);
+            }
+        }
         if datagram.ttl == 0 {
             return Err(DropReason::TtlExpired);
         }
@@ -295,6 +391,7 @@ impl Supernode {
             rest,
             stamp,
             member,
+            opened,
         };
         self.dispatch(inbound, out)
     }
@@ -325,16 +422,33 @@ impl Supernode {
         }
     }
 
-    /// Tries every community that may be encrypted (spec §3.9); locks it to encrypted.
-    fn decrypt_header(&mut self, data: &mut [u8]) -> Result<(usize, u64), DropReason> {
+    /// Tries every community that may be encrypted (spec §3.9); locks it to encrypted. In
+    /// user/password communities the dynamic key first, then the static key over all but a
+    /// 16-byte trailer (spec §4.4).
+    fn decrypt_header(&mut self, data: &mut [u8]) -> Result<(usize, u64, Opened), DropReason> {
         for (i, c) in self.communities.iter_mut().enumerate() {
             if c.header == HeaderMode::Plain {
                 continue;
             }
             let Some(key) = &c.key else { continue };
-            if let Some(stamp) = key.decrypt(data, &c.name) {
-                c.header = HeaderMode::Encrypted;
-                return Ok((i, stamp));
+            let Some(users) = &c.users else {
+                if let Some(stamp) = key.decrypt(data, &c.name) {
+                    c.header = HeaderMode::Encrypted;
+                    return Ok((i, stamp, Opened::Normal));
+                }
+                continue;
+            };
+            if let Some(stamp) = users.dynamic.decrypt(data, &c.name) {
+                return Ok((i, stamp, Opened::Normal));
+            }
+            let Some(body) = data.len().checked_sub(users::TRAILER_LEN) else {
+                continue;
+            };
+            let hash = n2n_crypto::pearson::pearson_hash_128(&data[..body]);
+            if let Some(stamp) = key.decrypt(&mut data[..body], &c.name) {
+                let mut trailer = [0u8; users::TRAILER_LEN];
+                trailer.copy_from_slice(&data[body..]);
+                return Ok((i, stamp, Opened::StaticWithTrailer { hash, trailer }));
             }
         }
         Err(DropReason::Undecryptable)

@@ -38,6 +38,11 @@ impl Outbox {
         self.len = self.len.saturating_sub(1);
     }
 
+    /// The bytes of the transmit added last (to append a trailer).
+    pub(crate) fn last_data_mut(&mut self) -> Option<&mut Vec<u8>> {
+        self.len.checked_sub(1).map(|i| &mut self.items[i].data)
+    }
+
     pub fn transmits(&self) -> &[Transmit] {
         &self.items[..self.len]
     }

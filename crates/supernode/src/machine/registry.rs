@@ -7,6 +7,8 @@ use n2n_crypto::pearson::pearson_hash_32;
 use n2n_crypto::{HeaderKey, SenderStamp};
 use n2n_proto::{Auth, Community, Desc, IpSubnet, Mac, Sock};
 
+use super::users::UserAuth;
+
 /// Header-encryption state of a community (spec §3.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderMode {
@@ -47,8 +49,8 @@ pub struct CommunityState {
     pub edges: HashMap<Mac, Edge>,
     /// Which edge holds which address (kept in step with `edges` by the methods below).
     by_ip: HashMap<Ipv4Addr, Mac>,
-    /// User/password community (users listed): not supported yet, registrations get NAK.
-    pub has_users: bool,
+    /// User/password community (users listed): their keys and the dynamic header key.
+    pub users: Option<UserAuth>,
     /// Edges registered at another supernode of the federation: which one (spec §7.8).
     pub assoc: HashMap<Mac, Association>,
 }
@@ -74,8 +76,33 @@ impl CommunityState {
             subnet,
             edges: HashMap::new(),
             by_ip: HashMap::new(),
-            has_users: false,
+            users: None,
             assoc: HashMap::new(),
+        }
+    }
+
+    /// The key for a header: user/password communities use the dynamic key for everything but
+    /// registrations, their ACKs and NAKs (spec §4.5).
+    pub fn key_for(&self, registration: bool) -> Option<&HeaderKey> {
+        match &self.users {
+            Some(u) if !registration => Some(&u.dynamic),
+            _ => self.key.as_ref(),
+        }
+    }
+
+    /// Whether a presented token matches the stored one (spec §7.2 step 7): scheme 0 stored
+    /// accepts anything; in user/password communities the user must still be listed (the
+    /// challenge is new each time); otherwise scheme, size and token must be identical.
+    pub fn auth_ok(&self, stored: &Auth, presented: &Auth) -> bool {
+        if stored.scheme == n2n_proto::auth_scheme::NONE {
+            return true;
+        }
+        match &self.users {
+            Some(users) => {
+                stored.scheme == n2n_proto::auth_scheme::USER_PASSWORD
+                    && users.user_of(presented).is_some()
+            }
+            None => stored == presented,
         }
     }
 

@@ -23,6 +23,11 @@ pub enum DropReason {
     FederationFull,
     /// A federation ACK without the cookie of our last registration.
     StaleCookie,
+    /// User/password community: a registration under the dynamic key, or anything else under
+    /// the static one.
+    WrongKey,
+    /// User/password community: a registration whose trailer is not the user's.
+    BadTrailer,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -38,6 +43,8 @@ pub struct Stats {
     pub dropped_registry_full: u64,
     /// Federation traffic refused: not from a member, a full federation, a stale ACK.
     pub federation_refused: u64,
+    /// User/password registrations refused: wrong key, trailer, unknown user or password.
+    pub auth_refused: u64,
     pub last_fwd_us: u64,
     pub last_reg_super_us: u64,
 }
@@ -53,6 +60,7 @@ impl Stats {
             DropReason::NotAMember | DropReason::FederationFull | DropReason::StaleCookie => {
                 self.federation_refused += 1
             }
+            DropReason::WrongKey | DropReason::BadTrailer => self.auth_refused += 1,
             _ => {}
         }
     }
