@@ -236,6 +236,7 @@ impl SimNet {
             lan_discovery: false,
             register_ttl: 0,
             selection: Default::default(),
+            user: None,
         };
         let machine = Edge::new(
             cfg,
@@ -452,6 +453,7 @@ impl SimNet {
                     Some(sock) => PeerHint::Relayed {
                         mac: p.src_mac,
                         sock: SocketAddr::from(sock),
+                        unicast: !p.dst_mac.is_multi_or_broadcast(),
                     },
                     None => {
                         if let Some((_, k)) = e.machine.known().find(|(m, _)| **m == p.src_mac) {

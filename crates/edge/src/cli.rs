@@ -3,13 +3,14 @@
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 use clap::Parser;
+use n2n_crypto::keys::key_from_text;
 use n2n_crypto::pearson::pearson_hash_64;
 use n2n_crypto::transform::id as transform_id;
 use n2n_daemon::conf::{ArgStyle, expand_args};
 use n2n_proto::msg::compression;
 use n2n_proto::{Community, Desc, IpSubnet, Mac};
 
-use crate::machine::Selection;
+use crate::machine::{Selection, UserCredentials};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,10 +112,10 @@ pub struct Args {
     /// Less verbose logging (repeatable)
     #[arg(short = 'V', action = clap::ArgAction::Count)]
     pub quiet: u8,
-    /// User/password authentication (not supported yet)
+    /// Password for user/password authentication (the user is -I) [env: N2N_PASSWORD]
     #[arg(short = 'J', value_name = "PASSWORD")]
     pub password: Option<String>,
-    /// Federation public key for user/password authentication (not supported yet)
+    /// Federation public key for user/password authentication (n2n-keygen -F <federation>)
     #[arg(short = 'P', value_name = "KEY")]
     pub federation_key: Option<String>,
     /// Traffic filter rule (not supported yet)
@@ -160,6 +161,8 @@ pub struct EdgeConfig {
     /// Wire transform id (1–5, or 96 for `-A6`).
     pub transform: u8,
     pub header_encryption: bool,
+    /// `-J` (with `-I` and `-P`): user/password authentication.
+    pub user: Option<UserLogin>,
     pub compression: u8,
     pub multicast: bool,
     pub routing: bool,
@@ -177,6 +180,14 @@ pub struct EdgeConfig {
 }
 
 pub use n2n_daemon::cli::CliError;
+
+/// User/password login settings.
+#[derive(Debug, Clone)]
+pub struct UserLogin {
+    pub credentials: UserCredentials,
+    /// No `-P`: n2n's default federation key (warned about, as n2n does).
+    pub default_federation: bool,
+}
 
 /// `-e`: the LAN address advertised to the supernode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,12 +221,6 @@ impl EdgeConfig {
     fn from_args(a: Args, env: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, CliError> {
         let unsupported =
             |opt: &str, what: &str| bad(format!("{opt}: {what} is not supported yet"));
-        if a.password.is_some() || env("N2N_PASSWORD").is_some() {
-            return Err(unsupported("-J", "user/password authentication"));
-        }
-        if a.federation_key.is_some() {
-            return Err(unsupported("-P", "user/password authentication"));
-        }
         if !a.rules.is_empty() {
             return Err(unsupported("-R", "traffic filtering"));
         }
@@ -318,6 +323,35 @@ impl EdgeConfig {
             ),
         };
         let desc = Desc::from_text(&a.desc.unwrap_or_else(hostname));
+        let user = match a.password.or_else(|| env("N2N_PASSWORD")) {
+            None => None,
+            Some(password) => {
+                // n2n-rs also allows -A6 here when every edge of the community is n2n-rs.
+                if !matches!(
+                    transform,
+                    transform_id::CHACHA20 | transform_id::SPECK | transform_id::AEAD
+                ) {
+                    return Err(bad(
+                        "-J: user-password authentication requires ChaCha20 (-A4) or SPECK (-A5) to be used",
+                    ));
+                }
+                let federation = match &a.federation_key {
+                    Some(k) => key_from_text(k).ok_or_else(|| {
+                        bad(format!(
+                            "-P {k}: expected a 43-character federation public key (n2n-keygen -F <federation>)"
+                        ))
+                    })?,
+                    None => UserCredentials::default_federation_key(),
+                };
+                // The user name is the description (-I), as in n2n.
+                let user = desc.text().into_owned();
+                Some(UserLogin {
+                    credentials: UserCredentials::new(&user, &password, &federation),
+                    default_federation: a.federation_key.is_none(),
+                })
+            }
+        };
+
         let verbosity = (2 + a.verbose).saturating_sub(a.quiet);
         Ok(EdgeConfig {
             community,
@@ -332,7 +366,9 @@ impl EdgeConfig {
             register_ttl: a.register_ttl,
             selection,
             transform,
-            header_encryption: a.header_encryption,
+            // User/password authentication always encrypts headers (spec §7.10).
+            header_encryption: a.header_encryption || user.is_some(),
+            user,
             compression,
             multicast: a.multicast,
             routing: a.routing,

@@ -30,6 +30,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
         lan_discovery: false,
         register_ttl: 0,
         selection: Default::default(),
+        user: None,
     };
     let t0 = 1_795_543_491_000_000;
     let mut e = Edge::new(
@@ -67,6 +68,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
                 PeerHint::Relayed {
                     mac: Mac(m),
                     sock: from,
+                    unicast: true,
                 },
             );
             e.handle_timeout(now);

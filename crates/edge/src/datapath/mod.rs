@@ -79,17 +79,61 @@ pub struct DataConfig {
     pub routing: bool,
     /// Direct sending stops when a peer has been silent this long (register interval / 2).
     pub p2p_window_us: u64,
+    /// User/password authentication: `header_key` is the static key (registrations and their
+    /// answers, with a 16-byte trailer); everything else uses the dynamic key (spec §4.4).
+    pub user_auth: bool,
+}
+
+/// How a received header opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The header time stamp (`-H`).
+    pub stamp: Option<u64>,
+    /// Length of the datagram without a trailer.
+    pub body: usize,
+    /// User/password: opened by the static key over all but a 16-byte trailer; the H128 of
+    /// the encrypted bytes before it, and the trailer.
+    pub trailer: Option<([u8; 16], [u8; 16])>,
 }
 
 impl DataConfig {
-    /// Opens a received datagram's header in place: with `-H` decrypts it and returns its
-    /// time stamp, else checks the plain header's version. `None`: drop it.
-    pub fn open_header(&self, data: &mut [u8], now_us: u64) -> Option<Option<u64>> {
-        match &self.header_key {
-            Some(key) => key.open(data, &self.community, now_us).ok().map(Some),
-            None if data.len() >= 24 && data[0] == n2n_proto::PKT_VERSION => Some(None),
-            None => None,
+    /// Opens a received datagram's header in place: with `-H` decrypts it (user/password: the
+    /// dynamic key, else the static key over all but a trailer), else checks the plain
+    /// header's version. `None`: drop it.
+    pub fn open_header(
+        &self,
+        dynamic: Option<&HeaderKey>,
+        data: &mut [u8],
+        now_us: u64,
+    ) -> Option<Opened> {
+        let len = data.len();
+        let whole = |stamp| Opened {
+            stamp,
+            body: len,
+            trailer: None,
+        };
+        let Some(key) = &self.header_key else {
+            return (data.len() >= 24 && data[0] == n2n_proto::PKT_VERSION).then(|| whole(None));
+        };
+        if !self.user_auth {
+            let stamp = key.open(data, &self.community, now_us).ok()?;
+            return Some(whole(Some(stamp)));
         }
+        if let Some(d) = dynamic
+            && let Ok(stamp) = d.open(data, &self.community, now_us)
+        {
+            return Some(whole(Some(stamp)));
+        }
+        let body = data.len().checked_sub(16)?;
+        let hash = n2n_crypto::pearson::pearson_hash_128(&data[..body]);
+        let stamp = key.open(&mut data[..body], &self.community, now_us).ok()?;
+        let mut trailer = [0u8; 16];
+        trailer.copy_from_slice(&data[body..]);
+        Some(Opened {
+            stamp: Some(stamp),
+            body,
+            trailer: Some((hash, trailer)),
+        })
     }
 }
 
@@ -115,11 +159,13 @@ impl Counters {
 /// Control-path events from the receive thread.
 #[derive(Debug)]
 pub enum Event {
-    /// A non-PACKET datagram, header decrypted; `stamp` is its header time stamp (`-H`).
+    /// A non-PACKET datagram, header decrypted; `stamp` is its header time stamp (`-H`);
+    /// `trailer` as in [`Opened`].
     Control {
         from: SocketAddr,
         data: Vec<u8>,
         stamp: Option<u64>,
+        trailer: Option<([u8; 16], [u8; 16])>,
     },
     Hint(PeerHint),
 }
@@ -131,6 +177,8 @@ pub struct Shared {
     pub counters: Counters,
     pub stamps: Arc<SharedStamps>,
     pub sealer: Mutex<Sealer>,
+    /// User/password: the dynamic header key the machine installed (receive side).
+    pub dynamic_key: arc_swap::ArcSwapOption<HeaderKey>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).
     pub tap: OnceLock<Arc<dyn FrameIo>>,
 }

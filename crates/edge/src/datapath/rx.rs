@@ -91,16 +91,23 @@ impl Rx {
         let now = unix_micros();
         let shared = &*self.shared;
         let cfg = &shared.cfg;
-        let Some(stamp) = cfg.open_header(data, now) else {
+        let dynamic = shared.dynamic_key.load();
+        let Some(opened) = cfg.open_header(dynamic.as_deref(), data, now) else {
             return self.drop_one();
         };
+        let stamp = opened.stamp;
         if MsgType::from(data[3] & 0x1f) != MsgType::Packet {
             let _ = self.events.send(Event::Control {
                 from,
-                data: data.to_vec(),
+                data: data[..opened.body].to_vec(),
                 stamp,
+                trailer: opened.trailer,
             });
             return;
+        }
+        if opened.trailer.is_some() {
+            // PACKETs never travel under the static key of a user/password community.
+            return self.drop_one();
         }
         let Ok((d, _)) = Datagram::decode(data) else {
             return;
@@ -170,34 +177,44 @@ impl Rx {
             return;
         }
         Counters::bump(&shared.counters.transop_rx);
-        account(
-            shared,
-            &snap,
-            &mut self.hints,
-            &self.events,
-            p.src_mac,
+        let sender = Sender {
+            mac: p.src_mac,
             from,
-            d.flags,
-            p.sock,
-            now,
-        );
+            flags: d.flags,
+            sock: p.sock,
+            unicast: !p.dst_mac.is_multi_or_broadcast(),
+        };
+        account(shared, &snap, &mut self.hints, &self.events, sender, now);
         trace!(src = %p.src_mac, %from, len, "frame received");
     }
 }
 
+/// Who sent a received PACKET, and how.
+struct Sender {
+    mac: Mac,
+    from: SocketAddr,
+    flags: Flags,
+    /// The original sender's socket, when relayed.
+    sock: Option<n2n_proto::Sock>,
+    unicast: bool,
+}
+
 /// Counts the packet and tells the control path what it learnt of the sender.
-#[allow(clippy::too_many_arguments)]
 fn account(
     shared: &Shared,
     snap: &super::Snapshot,
     hints: &mut HintLimiter,
     events: &UnboundedSender<Event>,
-    src: Mac,
-    from: SocketAddr,
-    flags: Flags,
-    sock: Option<n2n_proto::Sock>,
+    sender: Sender,
     now: u64,
 ) {
+    let Sender {
+        mac: src,
+        from,
+        flags,
+        sock,
+        unicast,
+    } = sender;
     let c = &shared.counters;
     if flags.contains(Flags::FROM_SUPERNODE) {
         Counters::bump(&c.super_rx);
@@ -208,6 +225,7 @@ fn account(
             let _ = events.send(Event::Hint(PeerHint::Relayed {
                 mac: src,
                 sock: SocketAddr::from(sock),
+                unicast,
             }));
         }
         return;

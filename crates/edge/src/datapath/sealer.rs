@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use n2n_crypto::compress::{Codec, lzo_bound};
-use n2n_crypto::{PacketContext, RandomSource, Transform, Xorshift128Plus};
+use n2n_crypto::{HeaderKey, PacketContext, RandomSource, Transform, Xorshift128Plus};
 use n2n_proto::msg::{PacketHeader, compression};
 use n2n_proto::{Datagram, Flags, Mac, Message};
 
@@ -16,6 +16,8 @@ pub struct Sealer {
     codec: Codec,
     rng: Xorshift128Plus,
     scratch: Vec<u8>,
+    /// User/password: the dynamic header key, which replaces the static one for PACKETs.
+    dynamic_key: Option<HeaderKey>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -31,7 +33,13 @@ impl Sealer {
             codec,
             rng: Xorshift128Plus::seeded(seed),
             scratch: vec![0u8; lzo_bound(MAX_FRAME)],
+            dynamic_key: None,
         }
+    }
+
+    /// User/password: the dynamic header key the supernode handed over.
+    pub fn set_dynamic_key(&mut self, key: HeaderKey) {
+        self.dynamic_key = Some(key);
     }
 
     /// `buf[FRAME_AT..FRAME_AT + len]` holds the frame. Returns the datagram's range in `buf`.
@@ -83,14 +91,23 @@ impl Sealer {
         );
         let n = header.encode(&mut buf[start..start + PACKET_HEADER]).ok()?;
         debug_assert_eq!(n, PACKET_HEADER);
-        if let Some(key) = &cfg.header_key {
+        // User/password: the dynamic key, over the header and up to 16 payload bytes (the
+        // cipher's IV; spec §4.5).
+        let (key, hl) = match (&self.dynamic_key, cfg.user_auth) {
+            (Some(k), true) => (
+                Some(k),
+                PACKET_HEADER + (end - start - PACKET_HEADER).min(16),
+            ),
+            (_, true) => (None, PACKET_HEADER),
+            _ => (cfg.header_key.as_ref(), PACKET_HEADER),
+        };
+        if cfg.user_auth && key.is_none() {
+            // Not authenticated yet: nothing can be sent that peers could read.
+            return None;
+        }
+        if let Some(key) = key {
             let random = self.rng.next_u64() as u32;
-            key.encrypt(
-                &mut buf[start..end],
-                PACKET_HEADER,
-                stamps.next(now_us),
-                random,
-            );
+            key.encrypt(&mut buf[start..end], hl, stamps.next(now_us), random);
         }
         Some(start..end)
     }

@@ -34,6 +34,7 @@ fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
         lan_discovery,
         register_ttl,
         selection: Default::default(),
+        user: None,
     };
     Edge::new(
         cfg,

@@ -6,6 +6,7 @@
 mod peers;
 mod selection;
 mod supernodes;
+mod user_auth;
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 pub use peers::{Details, Known, Pending};
 pub use selection::Selection;
 pub use supernodes::{KnownSupernode, SupernodeWatch};
+pub use user_auth::UserCredentials;
 
 use crate::datapath::{SharedStamps, StampSender};
 use crate::events::peer_action;
@@ -66,12 +68,30 @@ pub enum Action {
     AddressAssigned(IpSubnet),
     /// First registration: send the two gratuitous ARPs.
     GratuitousArp,
+    /// User/password: the dynamic header key for PACKETs and everything but registrations.
+    HeaderKey(DynamicKey),
     /// A management `peer` event (see [`crate::events::peer_action`]).
     PeerEvent {
         action: u8,
         mac: Mac,
         sock: SocketAddr,
     },
+}
+
+/// A user/password community's 16-byte dynamic key (spec §7.10); never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DynamicKey(pub [u8; 16]);
+
+impl std::fmt::Debug for DynamicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DynamicKey(..)")
+    }
+}
+
+impl DynamicKey {
+    pub fn header_key(&self) -> HeaderKey {
+        HeaderKey::for_dynamic_key(&self.0)
+    }
 }
 
 /// A hint from the data path about a peer.
@@ -81,8 +101,13 @@ pub enum PeerHint {
     Need(Mac),
     /// A PACKET came directly from `mac` at `from`.
     Direct { mac: Mac, from: SocketAddr },
-    /// A PACKET relayed by the supernode says `mac` is at `sock`.
-    Relayed { mac: Mac, sock: SocketAddr },
+    /// A PACKET relayed by the supernode says `mac` is at `sock`; `unicast` when it was
+    /// addressed to us (broadcasts say nothing of our relayed traffic).
+    Relayed {
+        mac: Mac,
+        sock: SocketAddr,
+        unicast: bool,
+    },
 }
 
 /// What the machine needs of the configuration.
@@ -105,6 +130,8 @@ pub struct EdgeMachineConfig {
     pub register_ttl: u8,
     /// How supernodes are ranked (spec §7.4).
     pub selection: Selection,
+    /// `-J`: user/password authentication (then `header_key` is the static key).
+    pub user: Option<UserCredentials>,
 }
 
 /// Counters for the management API.
@@ -141,6 +168,10 @@ pub struct Edge {
     stats: EdgeStats,
     /// Header time stamps of control senders (`-H`).
     stamps: std::collections::HashMap<StampSender, SenderStamp>,
+    /// User/password: the dynamic header key (random until the supernode hands it over) and
+    /// the challenge of the last REGISTER_SUPER.
+    dynamic_key: Option<HeaderKey>,
+    challenge: [u8; 16],
 }
 
 impl std::fmt::Debug for Edge {
@@ -164,12 +195,16 @@ impl Edge {
     ) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
-        let sns = cfg
-            .supernodes
-            .iter()
-            .take(supernodes::MAX_SUPERNODES)
-            .map(|a| KnownSupernode::new(*a, false))
-            .collect();
+        let mut sns: Vec<KnownSupernode> = Vec::new();
+        for a in &cfg.supernodes {
+            if sns.iter().any(|s| s.addr == *a) {
+                warn!(supernode = %a, "ignoring -l: supernode listed twice");
+            } else if sns.len() == supernodes::MAX_SUPERNODES {
+                warn!(supernode = %a, "ignoring -l: at most 32 supernodes");
+            } else {
+                sns.push(KnownSupernode::new(*a, false));
+            }
+        }
         let mut e = Edge {
             cfg,
             token,
@@ -191,7 +226,18 @@ impl Edge {
             start_us: now_us,
             stats: EdgeStats::default(),
             stamps: Default::default(),
+            dynamic_key: None,
+            challenge: [0; 16],
         };
+        if e.cfg.user.is_some() {
+            // A random key until the supernode hands over the real one, so nothing is
+            // understood before authentication (as n2n).
+            let mut k = [0u8; 16];
+            e.rng.fill(&mut k);
+            let key = DynamicKey(k);
+            e.actions.push_back(Action::HeaderKey(key));
+            e.dynamic_key = Some(key.header_key());
+        }
         e.start_supernodes(now_us);
         e
     }
@@ -302,24 +348,42 @@ impl Edge {
         self.actions.push_back(Action::Transmit { dst, data });
     }
 
+    /// With user/password, REGISTER_SUPER goes under the static key with the user's trailer,
+    /// everything else under the dynamic key (spec §4.5, §4.7).
     fn encode(&mut self, flags: Flags, msg: Message, now_us: u64) -> Vec<u8> {
+        let registration = matches!(msg, Message::RegisterSuper(_));
         let d = Datagram::new(self.cfg.community, flags, msg);
         let mut data = d.to_vec();
-        if let Some(key) = &self.cfg.header_key {
+        let key = match (&self.dynamic_key, registration) {
+            (Some(dynamic), false) => Some(dynamic),
+            _ => self.cfg.header_key.as_ref(),
+        };
+        if let Some(key) = key {
             let n = data.len();
             let r = self.rng.next_u64() as u32;
             key.encrypt(&mut data, n, self.stamp_gen.next(now_us), r);
+        }
+        if registration && let Some(user) = &self.cfg.user {
+            let t = user.trailer(&data);
+            data.extend_from_slice(&t);
         }
         data
     }
 
     fn auth(&self) -> Auth {
-        Auth::new(auth_scheme::SIMPLE_ID, &self.token).unwrap_or(Auth::NONE)
+        match &self.cfg.user {
+            Some(user) => user.token(&self.challenge),
+            None => Auth::new(auth_scheme::SIMPLE_ID, &self.token).unwrap_or(Auth::NONE),
+        }
     }
 
     /// Sends REGISTER_SUPER (the address request while no address is known; spec §7.1).
     fn register_super(&mut self, now_us: u64) {
         self.sn_cookie = self.rng.next_u64() as u32;
+        if self.cfg.user.is_some() {
+            // A fresh challenge each time (spec §7.10 step 2).
+            self.rng.fill(&mut self.challenge);
+        }
         self.last_sn_request_us = now_us;
         self.sn_wait = true;
         let (mac, dev_addr) = match self.cfg.dev_addr {
@@ -418,8 +482,35 @@ impl Edge {
         d: Datagram,
         stamp: Option<u64>,
     ) {
+        self.handle_control_opened(now_us, from, d, stamp, None);
+    }
+
+    /// [`Self::handle_control`] for a header the static key opened over all but a 16-byte
+    /// trailer (user/password): `trailer` is the hash of the encrypted bytes and the trailer.
+    pub fn handle_control_opened(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        d: Datagram,
+        stamp: Option<u64>,
+        trailer: Option<([u8; 16], [u8; 16])>,
+    ) {
         if d.community.as_bytes() != self.cfg.community.as_bytes() {
             return;
+        }
+        if let Some(user) = &self.cfg.user {
+            // Only the supernode's answers come under the static key, the ACK with our
+            // user's trailer (spec §4.4, §4.7).
+            let ok = match (&d.msg, trailer) {
+                (Message::RegisterSuperAck(_), Some((hash, t))) => user.trailer_matches(&hash, &t),
+                (Message::RegisterSuperNak(_), Some(_)) => true,
+                (Message::RegisterSuperAck(_) | Message::RegisterSuperNak(_), None) => false,
+                (_, t) => t.is_none(),
+            };
+            if !ok {
+                debug!(%from, "dropped a control message under the wrong key or trailer");
+                return;
+            }
         }
         let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
         let jitter = matches!(d.msg, Message::PeerInfo(_));
@@ -434,8 +525,17 @@ impl Edge {
             Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
                 self.stats.naks += 1;
                 if nak.src_mac == self.cfg.mac {
-                    warn!("the supernode refused us: MAC or IP address already in use");
+                    if self.cfg.user.is_some() {
+                        warn!("the supernode refused us: username or password not recognized");
+                    } else {
+                        warn!("the supernode refused us: MAC or IP address already in use");
+                    }
                 }
+            }
+            Message::ReRegisterSuper if from_sn && self.cfg.user.is_some() => {
+                // The supernode's keys change: register again now (spec §7.3).
+                debug!("the supernode asks us to register again");
+                self.register_super(now_us);
             }
             Message::PeerInfo(p) if !p.is_pong() => self.on_peer_info(now_us, p),
             Message::PeerInfo(p) => self.on_pong(now_us, from, &p),
@@ -485,6 +585,19 @@ impl Edge {
     fn on_ack(&mut self, now_us: u64, from: SocketAddr, ack: RegisterSuperAck) {
         if !self.sn_wait || ack.cookie != self.sn_cookie {
             return;
+        }
+        if let Some(user) = &self.cfg.user {
+            let Some(key) = user.open_answer(&self.challenge, &ack.auth) else {
+                warn!(
+                    "the supernode's answer does not prove it knows our user; wrong federation public key (-P)?"
+                );
+                return;
+            };
+            if !self.registered {
+                info!("authenticated with username and password");
+            }
+            self.actions.push_back(Action::HeaderKey(key));
+            self.dynamic_key = Some(key.header_key());
         }
         if from == self.supernode() {
             self.heard_from_supernode(now_us);

@@ -166,6 +166,8 @@ impl Edge {
         }
         k.touch(now_us);
         self.stats.last_p2p_us = now_us;
+        // Direct now: its traffic no longer depends on the supernode.
+        self.watch.peer_went_direct(&a.src_mac);
         if fresh || moved {
             info!(peer = %a.src_mac, %from, "peer-to-peer path confirmed");
             self.actions.push_back(Action::RoutesChanged);
@@ -179,8 +181,15 @@ impl Edge {
 
     /// A hint from the data path.
     pub fn handle_hint(&mut self, now_us: u64, hint: PeerHint) {
-        if matches!(hint, PeerHint::Need(_) | PeerHint::Relayed { .. }) {
-            self.note_relayed(now_us);
+        match hint {
+            // Our unicast traffic through the supernode; broadcasts do not count, or every
+            // edge of a chatty community would watch its supernode all the time.
+            PeerHint::Need(mac)
+            | PeerHint::Relayed {
+                mac, unicast: true, ..
+            } => self.note_relayed(now_us, mac),
+            PeerHint::Relayed { .. } => {}
+            PeerHint::Direct { .. } => {}
         }
         if !self.cfg.p2p {
             return;
@@ -191,7 +200,7 @@ impl Edge {
                 self.pending.remove(&mac);
                 self.registration_check(now_us, mac, from, false);
             }
-            PeerHint::Relayed { mac, sock } => self.registration_check(now_us, mac, sock, true),
+            PeerHint::Relayed { mac, sock, .. } => self.registration_check(now_us, mac, sock, true),
         }
     }
 

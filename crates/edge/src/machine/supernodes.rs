@@ -35,6 +35,8 @@ pub const PROBE_US: u64 = 250_000;
 /// … and a failover after this much silence and at least [`PROBES_BEFORE_FAILOVER`] PINGs.
 pub const DEAD_US: u64 = 900_000;
 const PROBES_BEFORE_FAILOVER: u32 = 3;
+/// Relayed peers tracked for the failover watch.
+const MAX_RELAYED_PEERS: usize = 16;
 
 /// One supernode the edge knows.
 #[derive(Debug, Clone)]
@@ -80,10 +82,19 @@ pub struct SupernodeWatch {
     load_bias: u64,
     /// Last sign of life from the supernode in use.
     pub heard_us: u64,
-    /// Last relayed frame either way (from the data path's hints).
-    pub relayed_us: u64,
+    /// Peers whose frames went through the supernode lately (from the data path's hints, at
+    /// most one per peer per second), with when; a peer leaves when its direct path is
+    /// confirmed. Bounded: the oldest entry makes room.
+    relayed: Vec<(Mac, u64)>,
     next_probe_us: u64,
     probes: u32,
+}
+
+impl SupernodeWatch {
+    /// A peer's direct path is confirmed: its frames no longer need the supernode.
+    pub fn peer_went_direct(&mut self, peer: &Mac) {
+        self.relayed.retain(|(m, _)| m != peer);
+    }
 }
 
 impl Edge {
@@ -223,18 +234,35 @@ impl Edge {
         }
     }
 
-    /// The data path relayed a frame (to or from a peer): watch the supernode closely.
-    pub(super) fn note_relayed(&mut self, now_us: u64) {
+    /// The data path relayed a frame to or from `peer`: watch the supernode closely.
+    pub(super) fn note_relayed(&mut self, now_us: u64, peer: Mac) {
+        if self.sns.len() < 2 {
+            // Nowhere to move to: nothing to watch for.
+            return;
+        }
         if !self.relaying(now_us) {
             // Relaying (re)starts: the supernode's silence so far says nothing yet.
             self.watch.heard_us = self.watch.heard_us.max(now_us.saturating_sub(PROBE_US));
             self.watch.probes = 0;
         }
-        self.watch.relayed_us = now_us;
+        let relayed = &mut self.watch.relayed;
+        if let Some(entry) = relayed.iter_mut().find(|(m, _)| *m == peer) {
+            entry.1 = now_us;
+        } else if relayed.len() < MAX_RELAYED_PEERS {
+            relayed.push((peer, now_us));
+        } else if let Some(oldest) = relayed.iter_mut().min_by_key(|(_, t)| *t) {
+            *oldest = (peer, now_us);
+        }
     }
 
+    /// Relayed traffic flows and there is another supernode to move to.
     fn relaying(&self, now_us: u64) -> bool {
-        self.watch.relayed_us != 0 && now_us < self.watch.relayed_us + RELAY_ACTIVE_US
+        self.sns.len() > 1
+            && self
+                .watch
+                .relayed
+                .iter()
+                .any(|(_, t)| now_us < t + RELAY_ACTIVE_US)
     }
 
     /// The next time the supernode timers need to run.
@@ -243,10 +271,10 @@ impl Edge {
         if let Some(b) = self.watch.bootstrap_until_us {
             t = t.min(b);
         }
-        if self.watch.relayed_us != 0 {
+        if let Some(last) = self.watch.relayed.iter().map(|(_, t)| *t).max() {
             // The next probe, or the end of the window (when the timers clear it).
             let probe = self.watch.next_probe_us.max(self.watch.heard_us + PROBE_US);
-            t = t.min(probe.min(self.watch.relayed_us + RELAY_ACTIVE_US));
+            t = t.min(probe.min(last + RELAY_ACTIVE_US));
         }
         t
     }
@@ -262,10 +290,11 @@ impl Edge {
             }
             self.finish_bootstrap(now_us);
         }
+        self.watch
+            .relayed
+            .retain(|(_, t)| now_us < t + RELAY_ACTIVE_US);
         if self.relaying(now_us) {
             self.watch_closely(now_us);
-        } else {
-            self.watch.relayed_us = 0;
         }
         if now_us >= self.watch.next_sweep_us {
             self.sweep(now_us);

@@ -29,6 +29,7 @@ pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> E
         lan_discovery: false,
         register_ttl: 0,
         selection: Default::default(),
+        user: None,
     };
     Edge::new(
         cfg,

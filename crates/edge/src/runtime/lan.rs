@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
+use n2n_crypto::HeaderKey;
 use n2n_proto::{Datagram, Sock};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -42,8 +43,16 @@ pub fn lan_socket() -> std::io::Result<UdpSocket> {
 
 /// A datagram heard on the group: header opened as the receive thread does, decoded, with
 /// its time stamp.
-pub fn decode(data: &mut [u8], cfg: &DataConfig, now_us: u64) -> Option<(Datagram, Option<u64>)> {
-    let stamp = cfg.open_header(data, now_us)?;
+pub fn decode(
+    data: &mut [u8],
+    cfg: &DataConfig,
+    dynamic: Option<&HeaderKey>,
+    now_us: u64,
+) -> Option<(Datagram, Option<u64>)> {
+    let opened = cfg.open_header(dynamic, data, now_us)?;
+    if opened.trailer.is_some() {
+        return None;
+    }
     let (d, _) = Datagram::decode(data).ok()?;
-    Some((d, stamp))
+    Some((d, opened.stamp))
 }

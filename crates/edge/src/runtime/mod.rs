@@ -129,6 +129,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         multicast: cfg.multicast,
         routing: cfg.routing,
         p2p_window_us: u64::from(cfg.register_interval_s) * 1_000_000 / 2,
+        user_auth: cfg.user.is_some(),
     };
     let shared = Arc::new(Shared {
         cfg: data_cfg,
@@ -141,6 +142,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         counters: Default::default(),
         stamps: Arc::clone(&stamps),
         sealer: Mutex::new(datapath::Sealer::new(seal, codec()?, OsRandom.next_u64())),
+        dynamic_key: Default::default(),
         tap: OnceLock::new(),
     });
     let port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -171,6 +173,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         lan_discovery: lan_sock.is_some(),
         register_ttl: cfg.register_ttl,
         selection: cfg.selection,
+        user: cfg.user.as_ref().map(|u| u.credentials.clone()),
     };
     let (events_tx, events_rx) = unbounded_channel();
     {
@@ -207,6 +210,14 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         shell.bring_up_tap(addr)?;
     }
     info!(mac = %mac, community = %shell.cfg.community, transform = shell.cfg.transform, "edge started");
+    if let Some(u) = &shell.cfg.user {
+        info!("using username and password for edge authentication");
+        if u.default_federation {
+            warn!(
+                "using default federation public key; a custom federation name and key (-P) is highly recommended"
+            );
+        }
+    }
     let machine = Edge::new(
         machine_cfg,
         Box::new(n2n_crypto::Xorshift128Plus::seeded(OsRandom.next_u64())),
@@ -311,6 +322,13 @@ impl Shell {
                     let _ = sock.set_ttl_v4(normal);
                 }
                 Action::RoutesChanged => self.publish(m),
+                Action::HeaderKey(key) => {
+                    let key = key.header_key();
+                    self.shared.dynamic_key.store(Some(Arc::new(key.clone())));
+                    if let Ok(mut sealer) = self.shared.sealer.lock() {
+                        sealer.set_dynamic_key(key);
+                    }
+                }
                 Action::PeerEvent { action, mac, sock } => {
                     self.ctl.subs.post_peer(action, mac, sock);
                 }
@@ -365,9 +383,9 @@ impl Shell {
                 .min(1_000_000);
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(Event::Control { from, data, stamp }) => {
+                    Some(Event::Control { from, data, stamp, trailer }) => {
                         if let Ok((d, _)) = Datagram::decode(&data) {
-                            m.handle_control(unix_micros(), from, d, stamp);
+                            m.handle_control_opened(unix_micros(), from, d, stamp, trailer);
                         }
                     }
                     Some(Event::Hint(h)) => m.handle_hint(unix_micros(), h),
@@ -393,7 +411,8 @@ impl Shell {
                 r = recv_optional(lan_sock.as_ref(), &mut lbuf) => {
                     let Ok((n, from)) = r else { continue };
                     let now = unix_micros();
-                    if let Some((d, stamp)) = lan::decode(&mut lbuf[..n], &self.shared.cfg, now) {
+                    let dynamic = self.shared.dynamic_key.load();
+                    if let Some((d, stamp)) = lan::decode(&mut lbuf[..n], &self.shared.cfg, dynamic.as_deref(), now) {
                         m.handle_lan(now, from, d, stamp);
                     }
                 }

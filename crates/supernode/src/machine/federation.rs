@@ -30,6 +30,10 @@ pub const ADVERTISE_US: u64 = 60_000_000;
 pub const ASSOC_TIMEOUT_US: u64 = 180_000_000;
 /// Most federation members: an ACK names at most 44 and registrations are unauthenticated.
 pub const MAX_MEMBERS: usize = 64;
+/// Room kept for `-l` anchors beyond [`MAX_MEMBERS`].
+const MAX_ANCHORS: usize = 16;
+/// Addresses remembered as this supernode itself.
+const MAX_OWN_SOCKS: usize = 8;
 /// Registrations to a silent member back off up to this interval.
 const MAX_BACKOFF_US: u64 = 80_000_000;
 
@@ -89,21 +93,32 @@ pub struct Federation {
     pub(crate) next_tick_us: u64,
     /// Addresses found to be this supernode (an `-l` naming ourselves): never added again.
     own_socks: Vec<SocketAddr>,
+    /// A newer key time is adopted at most once per [`RE_REG_US`].
+    next_adopt_us: u64,
 }
 
 impl Federation {
     /// `key_name` is the name the header key comes from: n2n derives it once at start-up from
     /// N2N_FEDERATION or the default, and `-F` later changes only the name (which the header
     /// checksum covers, so federations of different names still cannot read each other).
-    pub fn new(name: Community, key_name: Community, token: [u8; 16], now_us: u64) -> Self {
+    /// `key_time` is the dynamic-key time: n2n sets it when a community list is loaded and
+    /// leaves it 0 otherwise.
+    pub fn new(
+        name: Community,
+        key_name: Community,
+        token: [u8; 16],
+        key_time: u32,
+        now_us: u64,
+    ) -> Self {
         Federation {
             name,
             key: HeaderKey::for_community(&key_name),
             members: Vec::new(),
             token,
-            key_time: (now_us / 1_000_000) as u32,
+            key_time,
             next_tick_us: now_us,
             own_socks: Vec::new(),
+            next_adopt_us: 0,
         }
     }
 
@@ -119,6 +134,17 @@ impl Federation {
     /// Finds a member by MAC (if not null), else by socket (learning its MAC); adds it if
     /// `add` and there is room. The bool says whether it was added.
     fn find_or_add(&mut self, mac: Mac, sock: SocketAddr, add: bool) -> Option<(usize, bool)> {
+        self.find_or_add_within(mac, sock, add, MAX_MEMBERS)
+    }
+
+    /// [`Self::find_or_add`] with another bound (anchors may exceed [`MAX_MEMBERS`]).
+    fn find_or_add_within(
+        &mut self,
+        mac: Mac,
+        sock: SocketAddr,
+        add: bool,
+        max: usize,
+    ) -> Option<(usize, bool)> {
         if !mac.is_null()
             && let Some(i) = self.members.iter().position(|m| m.mac == mac)
         {
@@ -130,7 +156,7 @@ impl Federation {
             }
             return Some((i, false));
         }
-        if !add || self.members.len() >= MAX_MEMBERS || self.own_socks.contains(&sock) {
+        if !add || self.members.len() >= max || self.own_socks.contains(&sock) {
             return None;
         }
         self.members.push(Member {
@@ -192,8 +218,13 @@ impl Supernode {
             self.federation.members[i].anchor = true;
             return true;
         }
-        let Some((i, _)) = self.federation.find_or_add(Mac::NULL, addr, true) else {
-            warn!(supernode = %addr, "ignoring -l: the federation is full");
+        // Configured anchors always get a place, however many strangers registered.
+        let room = MAX_MEMBERS + MAX_ANCHORS;
+        let Some((i, _)) = self
+            .federation
+            .find_or_add_within(Mac::NULL, addr, true, room)
+        else {
+            warn!(supernode = %addr, "ignoring -l: too many supernodes");
             return false;
         };
         self.federation.members[i].anchor = true;
@@ -306,12 +337,17 @@ impl Supernode {
         self.stats.reg_super_rx += 1;
         self.stats.last_reg_super_us = now_us;
         if r.edge_mac == self.cfg.mac {
-            // Our own registration came back: an -l names this supernode.
-            if let Some(i) = self.federation.member_by_sock(from) {
+            // Our own registration came back (the cookie we sent to `from`): an -l names this
+            // supernode. Anything else with our MAC is a forgery and changes nothing.
+            if let Some(i) = self.federation.member_by_sock(from)
+                && self.federation.members[i].cookie == r.cookie
+                && self.federation.members[i].last_seen_us == 0
+                && self.federation.own_socks.len() < MAX_OWN_SOCKS
+            {
                 let m = self.federation.members.remove(i);
                 warn!(supernode = %m.sock, "ignoring -l: that is this supernode");
+                self.federation.own_socks.push(from);
             }
-            self.federation.own_socks.push(from);
             return Err(DropReason::FromSelf);
         }
         if let Some(i) = self
@@ -329,9 +365,15 @@ impl Supernode {
         if added {
             info!(supernode = %from, mac = %r.edge_mac, "federation supernode joined");
             self.federation.accept_stamp(i, now_us, stamp, false);
+        } else if self.federation.members[i].last_seen_us == 0 {
+            info!(supernode = %from, mac = %r.edge_mac, "federation supernode answered");
         }
         self.federation.heard_from(i, now_us);
-        self.adopt_key_time(now_us, r.key_time, out);
+        // A newcomer's key time waits for its next registration, so a stranger cannot make us
+        // re-key and re-register at once.
+        if !added {
+            self.adopt_key_time(now_us, r.key_time, out);
+        }
         let supernodes = self.supernode_entries(now_us, from);
         let ack = Message::RegisterSuperAck(RegisterSuperAck {
             cookie: r.cookie,
@@ -398,9 +440,12 @@ impl Supernode {
     /// edges are told to re-register under the old keys, the dynamic keys follow the new time,
     /// and every member hears of it at once.
     fn adopt_key_time(&mut self, now_us: u64, key_time: u32, out: &mut Outbox) {
-        if key_time <= self.federation.key_time {
+        if key_time <= self.federation.key_time || now_us < self.federation.next_adopt_us {
             return;
         }
+        // At most once per re-registration period: each adoption sends to every member and
+        // every user/password edge.
+        self.federation.next_adopt_us = now_us + RE_REG_US;
         debug!(key_time, "adopting a newer federation key time");
         self.re_register_user_edges(now_us, out);
         self.federation.key_time = key_time;

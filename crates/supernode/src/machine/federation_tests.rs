@@ -365,3 +365,36 @@ fn a_dead_supernodes_edges_are_reached_again_when_they_re_home() {
     net.send(edge_addr(2), sn_addr(2), packet(2, mac(1)));
     assert_eq!(net.edge_mail(edge_addr(1)).len(), 1);
 }
+
+#[test]
+fn a_forged_registration_with_our_mac_cuts_nobody_off() {
+    let mut net = pair();
+    // Someone who knows the federation name sends "our own" registration from supernode 2's
+    // address: not the cookie we sent there, so it is neither us nor a reason to drop it.
+    let name = federation_community("fed");
+    let key = HeaderKey::for_community(&federation_community("Federation"));
+    let mut forged = Datagram::new(
+        name,
+        Flags::FROM_SUPERNODE,
+        Message::RegisterSuper(RegisterSuper {
+            cookie: 0xdead_beef,
+            edge_mac: mac(0xf1),
+            sock: None,
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::default(),
+            auth: Auth::NONE,
+            key_time: 0,
+        }),
+    )
+    .to_vec();
+    let n = forged.len();
+    key.encrypt(&mut forged, n, n2n_crypto::header_enc::stamp_at(net.now), 7);
+    net.send(sn_addr(2), sn_addr(1), forged);
+    assert!(net.sn(1).federation().member_by_sock(sn_addr(2)).is_some());
+    net.send(edge_addr(2), sn_addr(2), packet(2, mac(1)));
+    assert_eq!(
+        net.edge_mail(edge_addr(1)).len(),
+        1,
+        "the federation still relays"
+    );
+}

@@ -242,10 +242,11 @@ impl Supernode {
     }
 
     /// Remembers that `mac` is registered at the member that sent `m` (bounded like edges).
+    /// Bounded across all communities like edges (`--max-edges`).
     fn associate(&mut self, m: &Inbound<'_>, mac: Mac) -> Result<(), DropReason> {
-        let max = self.cfg.max_edges;
         let c = &mut self.communities[m.community];
-        if c.assoc.len() >= max && !c.assoc.contains_key(&mac) {
+        let new = !c.assoc.contains_key(&mac);
+        if new && self.assoc_count >= self.cfg.max_edges {
             return Err(DropReason::RegistryFull);
         }
         c.assoc.insert(
@@ -255,6 +256,7 @@ impl Supernode {
                 last_seen_us: m.now_us,
             },
         );
+        self.assoc_count += usize::from(new);
         Ok(())
     }
 
@@ -343,7 +345,9 @@ impl Supernode {
                     stamp,
                 });
                 // Registered here now, whatever another supernode said before.
-                c.assoc.remove(&mac);
+                if c.assoc.remove(&mac).is_some() {
+                    self.assoc_count -= 1;
+                }
                 self.edge_count += 1;
                 info!(community = %c.name, %mac, addr = %r.dev_addr, sock = %m.from, "edge registered");
             }
@@ -453,7 +457,8 @@ impl Supernode {
             .get(&p.src_mac)
             .ok_or(DropReason::UnknownDestination)?
             .sock;
-        self.associate(m, p.mac)?;
+        // Best effort: a full table only costs the look-up shortcut.
+        let _ = self.associate(m, p.mac);
         let d = Datagram {
             ttl: m.datagram.ttl - 1,
             ..m.datagram.clone()

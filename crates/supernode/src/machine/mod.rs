@@ -79,6 +79,8 @@ pub struct Supernode {
     pub(crate) rng: Box<dyn RandomSource + Send>,
     next_purge_us: u64,
     pub(crate) edge_count: usize,
+    /// Associations (edges at other supernodes) across all communities.
+    pub(crate) assoc_count: usize,
     /// Reused list of broadcast destinations.
     pub(crate) scratch_dests: Vec<SocketAddr>,
 }
@@ -132,7 +134,18 @@ impl Supernode {
     pub fn new(cfg: MachineConfig, now_us: u64, mut rng: Box<dyn RandomSource + Send>) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
-        let federation = Federation::new(cfg.federation, cfg.federation_key_name, token, now_us);
+        let key_time = if cfg.communities.is_some() {
+            (now_us / 1_000_000) as u32
+        } else {
+            0
+        };
+        let federation = Federation::new(
+            cfg.federation,
+            cfg.federation_key_name,
+            token,
+            key_time,
+            now_us,
+        );
         let mut sn = Supernode {
             cfg,
             communities: Vec::new(),
@@ -143,6 +156,7 @@ impl Supernode {
             rng,
             next_purge_us: now_us + PURGE_INTERVAL_US,
             edge_count: 0,
+            assoc_count: 0,
             scratch_dests: Vec::new(),
         };
         sn.load_listed_communities();
@@ -201,6 +215,7 @@ impl Supernode {
         self.cfg.communities = list;
         self.communities.clear();
         self.edge_count = 0;
+        self.assoc_count = 0;
         self.federation.key_time = (now_us / 1_000_000) as u32;
         self.load_listed_communities();
         self.register_with_all_members(now_us, out);
@@ -329,7 +344,8 @@ impl Supernode {
         }
         let mut opened = Opened::Normal;
         let (community, stamp) = if looks_plain(data) {
-            if data[4..24] == self.federation.name.0 {
+            // n2n finds communities by their name up to the NUL.
+            if data[4..24].split(|b| *b == 0).next() == Some(self.federation.name.as_bytes()) {
                 return Err(DropReason::PlainForEncrypted);
             }
             (Some(self.plain_community(data)?), None)
@@ -473,11 +489,19 @@ impl Supernode {
         let assoc_cutoff = now_us.saturating_sub(federation::ASSOC_TIMEOUT_US);
         for c in &mut self.communities {
             removed += c.purge(cutoff);
+            let before = c.assoc.len();
             c.assoc.retain(|_, a| a.last_seen_us >= assoc_cutoff);
+            self.assoc_count -= before - c.assoc.len();
         }
         self.edge_count -= removed;
-        self.communities
-            .retain(|c| !c.purgeable() || !c.edges.is_empty());
+        let assoc_count = &mut self.assoc_count;
+        self.communities.retain(|c| {
+            let keep = !c.purgeable() || !c.edges.is_empty();
+            if !keep {
+                *assoc_count -= c.assoc.len();
+            }
+            keep
+        });
         if removed > 0 {
             debug!(removed, "purged silent edges");
         }
