@@ -4,6 +4,7 @@
 mod federation;
 mod scenarios;
 mod transforms;
+mod userpw;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

@@ -10,6 +10,7 @@ use n2n_daemon::conf::{ArgStyle, expand_args};
 use n2n_proto::msg::compression;
 use n2n_proto::{Community, Desc, IpSubnet, Mac};
 
+use crate::filter::{Rules, parse_rule};
 use crate::machine::{Selection, UserCredentials};
 
 #[derive(Parser, Debug)]
@@ -118,7 +119,7 @@ pub struct Args {
     /// Federation public key for user/password authentication (n2n-keygen -F <federation>)
     #[arg(short = 'P', value_name = "KEY")]
     pub federation_key: Option<String>,
-    /// Traffic filter rule (not supported yet)
+    /// Traffic filter rule SRC,DST[,PROTO…] (repeatable), e.g. 0.0.0.0/0,10.0.0.0/8,ICMP-
     #[arg(short = 'R', value_name = "RULE")]
     pub rules: Vec<String>,
     /// Routes via the overlay (removed in n2n 3.x HEAD; not supported)
@@ -163,6 +164,8 @@ pub struct EdgeConfig {
     pub header_encryption: bool,
     /// `-J` (with `-I` and `-P`): user/password authentication.
     pub user: Option<UserLogin>,
+    /// `-R` traffic filter rules.
+    pub filter: Rules,
     pub compression: u8,
     pub multicast: bool,
     pub routing: bool,
@@ -221,8 +224,9 @@ impl EdgeConfig {
     fn from_args(a: Args, env: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, CliError> {
         let unsupported =
             |opt: &str, what: &str| bad(format!("{opt}: {what} is not supported yet"));
-        if !a.rules.is_empty() {
-            return Err(unsupported("-R", "traffic filtering"));
+        let mut rules = Vec::new();
+        for r in &a.rules {
+            rules.push(parse_rule(r).map_err(|e| bad(format!("-R {r}: {e}")))?);
         }
         if !a.routes.is_empty() {
             return Err(bad(
@@ -369,6 +373,7 @@ impl EdgeConfig {
             // User/password authentication always encrypts headers (spec §7.10).
             header_encryption: a.header_encryption || user.is_some(),
             user,
+            filter: Rules::new(rules),
             compression,
             multicast: a.multicast,
             routing: a.routing,
@@ -547,7 +552,7 @@ mod tests {
                     "-l",
                     "127.0.0.1:1",
                     "-R",
-                    "0.0.0.0/0,0.0.0.0/0,TCP-",
+                    "0.0.0.0/0,0.0.0.0/99,TCP-",
                 ],
                 "-R",
             ),

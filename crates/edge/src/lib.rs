@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod datapath;
 pub mod events;
+pub mod filter;
 pub mod machine;
 pub mod mgmt;
 pub mod runtime;

@@ -82,6 +82,8 @@ pub struct DataConfig {
     /// User/password authentication: `header_key` is the static key (registrations and their
     /// answers, with a 16-byte trailer); everything else uses the dynamic key (spec §4.4).
     pub user_auth: bool,
+    /// `-R` rules, checked both ways.
+    pub filter: crate::filter::Rules,
 }
 
 /// How a received header opened.

@@ -164,6 +164,7 @@ impl Rx {
         if len < 14
             || multicast_blocked(&dst_mac(plain), cfg.multicast)
             || rx_blocked(plain, snap.own_ip, cfg.routing)
+            || !cfg.filter.allows(plain)
         {
             return self.drop_one();
         }

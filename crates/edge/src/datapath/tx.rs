@@ -122,6 +122,7 @@ impl Tx {
         if !snap.registered
             || multicast_blocked(&dst, shared.cfg.multicast)
             || tx_blocked(frame, snap.own_ip, shared.cfg.routing)
+            || !shared.cfg.filter.allows(frame)
         {
             c.dropped.fetch_add(count as u64, Ordering::Relaxed);
             return;

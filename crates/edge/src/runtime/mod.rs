@@ -130,6 +130,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         routing: cfg.routing,
         p2p_window_us: u64::from(cfg.register_interval_s) * 1_000_000 / 2,
         user_auth: cfg.user.is_some(),
+        filter: cfg.filter.clone(),
     };
     let shared = Arc::new(Shared {
         cfg: data_cfg,
