@@ -64,7 +64,7 @@ fn install_into_a_staging_root_and_verify_the_units() {
     for f in [
         "usr/sbin/edge",
         "usr/sbin/supernode",
-        "usr/bin/n2n-keygen",
+        "usr/sbin/n2n-keygen",
         "lib/systemd/system/edge.service",
         "lib/systemd/system/edge@.service",
         "lib/systemd/system/supernode.service",
