@@ -2,6 +2,8 @@
 //! namespaces with NAT routers (see `n2n_tests::Lab`). They need root; under CI they must run.
 
 mod federation;
+mod filter;
+mod routes;
 mod scenarios;
 mod transforms;
 mod userpw;

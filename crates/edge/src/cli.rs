@@ -122,7 +122,7 @@ pub struct Args {
     /// Traffic filter rule SRC,DST[,PROTO…] (repeatable), e.g. 0.0.0.0/0,10.0.0.0/8,ICMP-
     #[arg(short = 'R', value_name = "RULE")]
     pub rules: Vec<String>,
-    /// Routes via the overlay (removed in n2n 3.x HEAD; not supported)
+    /// Route a network through the overlay, CIDR:GATEWAY (repeatable; n2n 3.1.1)
     #[arg(short = 'n', value_name = "CIDR:GW")]
     pub routes: Vec<String>,
     /// Supernode selection by round-trip time [default: by load]
@@ -166,6 +166,8 @@ pub struct EdgeConfig {
     pub user: Option<UserLogin>,
     /// `-R` traffic filter rules.
     pub filter: Rules,
+    /// `-n` routes through the overlay.
+    pub routes: Vec<OverlayRoute>,
     pub compression: u8,
     pub multicast: bool,
     pub routing: bool,
@@ -183,6 +185,43 @@ pub struct EdgeConfig {
 }
 
 pub use n2n_daemon::cli::CliError;
+
+/// `-n cidr:gateway`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayRoute {
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+fn parse_route(s: &str) -> Result<OverlayRoute, String> {
+    let (cidr, gw) = s
+        .rsplit_once(':')
+        .ok_or("expected CIDR:GATEWAY, e.g. 192.168.0.0/24:10.0.0.1")?;
+    let (net, prefix) = cidr
+        .split_once('/')
+        .ok_or("expected a prefix length, e.g. /24")?;
+    let net: Ipv4Addr = net.parse().map_err(|_| format!("bad network '{net}'"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("bad prefix length '{prefix}'"))?;
+    let gateway: Ipv4Addr = gw.parse().map_err(|_| format!("bad gateway '{gw}'"))?;
+    let host_bits = if prefix == 0 {
+        u32::MAX
+    } else {
+        !(u32::MAX << (32 - prefix))
+    };
+    if u32::from(net) & host_bits != 0 {
+        return Err(format!("{net}/{prefix} is not a network address"));
+    }
+    Ok(OverlayRoute {
+        net,
+        prefix,
+        gateway,
+    })
+}
 
 /// User/password login settings.
 #[derive(Debug, Clone)]
@@ -228,9 +267,13 @@ impl EdgeConfig {
         for r in &a.rules {
             rules.push(parse_rule(r).map_err(|e| bad(format!("-R {r}: {e}")))?);
         }
-        if !a.routes.is_empty() {
+        let mut routes = Vec::new();
+        for r in &a.routes {
+            routes.push(parse_route(r).map_err(|e| bad(format!("-n {r}: {e}")))?);
+        }
+        if routes.iter().any(|r| r.prefix == 0) && a.supernodes.len() != 1 {
             return Err(bad(
-                "-n: routes were removed in n2n 3.x; use the system's route commands",
+                "-n 0.0.0.0/0: a default route needs exactly one supernode (-l)",
             ));
         }
         let selection = match (a.select_rtt, a.select_mac) {
@@ -374,6 +417,7 @@ impl EdgeConfig {
             header_encryption: a.header_encryption || user.is_some(),
             user,
             filter: Rules::new(rules),
+            routes,
             compression,
             multicast: a.multicast,
             routing: a.routing,
@@ -535,6 +579,52 @@ mod tests {
         assert_eq!(
             (c.transform, c.address),
             (transform_id::NULL, AddressMode::Auto)
+        );
+    }
+
+    #[test]
+    fn overlay_routes() {
+        let c = parse(&[
+            "-c",
+            "x",
+            "-l",
+            "127.0.0.1:1",
+            "-n",
+            "192.168.0.0/24:10.0.0.1",
+        ])
+        .map_err(|_| "parse")
+        .expect("parses");
+        assert_eq!(
+            c.routes,
+            vec![OverlayRoute {
+                net: Ipv4Addr::new(192, 168, 0, 0),
+                prefix: 24,
+                gateway: Ipv4Addr::new(10, 0, 0, 1),
+            }]
+        );
+        for bad in [
+            "192.168.0.1/24:10.0.0.1",
+            "192.168.0.0:10.0.0.1",
+            "10.0.0.0/8:gw",
+        ] {
+            assert!(
+                parse(&["-c", "x", "-l", "127.0.0.1:1", "-n", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let two = [
+            "-c",
+            "x",
+            "-l",
+            "127.0.0.1:1",
+            "-l",
+            "127.0.0.1:2",
+            "-n",
+            "0.0.0.0/0:10.0.0.1",
+        ];
+        assert!(
+            parse(&two).is_err(),
+            "a default route needs exactly one supernode"
         );
     }
 

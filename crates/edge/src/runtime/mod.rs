@@ -2,6 +2,7 @@
 //! control loop (machine, timers, management, signals) on tokio.
 
 mod lan;
+mod routes;
 mod tap;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -206,6 +207,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         tap_dev: None,
         mac,
         ctl,
+        routes: Vec::new(),
     };
     if let Some(addr) = static_addr {
         shell.bring_up_tap(addr)?;
@@ -244,6 +246,8 @@ struct Shell {
     mac: Mac,
     /// Management state: verbosity, stop, subscriptions.
     ctl: Control,
+    /// `-n` routes added, removed on exit.
+    routes: Vec<routes::AddedRoute>,
 }
 
 impl Shell {
@@ -275,6 +279,10 @@ impl Shell {
             std::thread::Builder::new()
                 .name("n2n-tx".into())
                 .spawn(move || datapath::run_tx(shared, tap, udp, state, events))?;
+        }
+        if self.routes.is_empty() {
+            // Routes need the privileges about to be dropped.
+            self.routes = routes::add(&self.cfg.routes, &self.cfg.device, self.cfg.supernodes[0]);
         }
         drop_privileges(&self.cfg);
         Ok(())
@@ -428,6 +436,7 @@ impl Shell {
         info!("shutting down: unregistering from the supernode");
         m.shutdown(unix_micros());
         self.perform(&mut m)?;
+        routes::remove(&self.routes);
         Ok(())
     }
 }
