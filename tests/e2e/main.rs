@@ -5,6 +5,7 @@ mod federation;
 mod filter;
 mod routes;
 mod scenarios;
+mod tcp;
 mod transforms;
 mod userpw;
 

@@ -237,6 +237,7 @@ impl SimNet {
             register_ttl: 0,
             selection: Default::default(),
             user: None,
+            tcp: false,
         };
         let machine = Edge::new(
             cfg,

@@ -87,7 +87,7 @@ pub struct Args {
     /// Preferred local address advertised to peers on the same LAN (IPv4 or auto)
     #[arg(short = 'e', value_name = "IP")]
     pub preferred: Option<String>,
-    /// Peer-to-peer off: 1 everything via the supernode over UDP, 2 over TCP (not supported yet)
+    /// Peer-to-peer off: 1 everything via the supernode over UDP, 2 over TCP
     #[arg(short = 'S', value_name = "N", num_args = 0..=1, default_missing_value = "1")]
     pub supernode_only: Option<u8>,
     /// Enable path-MTU discovery
@@ -168,6 +168,8 @@ pub struct EdgeConfig {
     pub filter: Rules,
     /// `-n` routes through the overlay.
     pub routes: Vec<OverlayRoute>,
+    /// `-S2`: everything through the supernode over TCP.
+    pub tcp: bool,
     pub compression: u8,
     pub multicast: bool,
     pub routing: bool,
@@ -261,8 +263,6 @@ impl EdgeConfig {
     }
 
     fn from_args(a: Args, env: impl Fn(&str) -> Option<String>) -> Result<EdgeConfig, CliError> {
-        let unsupported =
-            |opt: &str, what: &str| bad(format!("{opt}: {what} is not supported yet"));
         let mut rules = Vec::new();
         for r in &a.rules {
             rules.push(parse_rule(r).map_err(|e| bad(format!("-R {r}: {e}")))?);
@@ -306,10 +306,10 @@ impl EdgeConfig {
             Some(2) => compression::ZSTD,
             Some(n) => return Err(bad(format!("-z{n}: unknown compression (1 LZO, 2 ZSTD)"))),
         };
-        let p2p = match a.supernode_only {
-            None => true,
-            Some(1) => false,
-            Some(2) => return Err(unsupported("-S2", "TCP to the supernode")),
+        let (p2p, tcp) = match a.supernode_only {
+            None => (true, false),
+            Some(1) => (false, false),
+            Some(2) => (false, true),
             Some(n) => return Err(bad(format!("-S{n}: expected -S1 or -S2"))),
         };
         if a.supernodes.is_empty() {
@@ -418,6 +418,7 @@ impl EdgeConfig {
             user,
             filter: Rules::new(rules),
             routes,
+            tcp,
             compression,
             multicast: a.multicast,
             routing: a.routing,
@@ -634,7 +635,7 @@ mod tests {
             (&["-c", "x", "-l", "127.0.0.1:1", "-A3"][..], "-A3"),
             (&["-c", "x", "-l", "127.0.0.1:1", "-k", "k", "-A9"], "-A9"),
             (&["-c", "x", "-l", "127.0.0.1:1", "-J", "pw"], "-J"),
-            (&["-c", "x", "-l", "127.0.0.1:1", "-S2"], "-S2"),
+            (&["-c", "x", "-l", "127.0.0.1:1", "-S3"], "-S3"),
             (
                 &[
                     "-c",

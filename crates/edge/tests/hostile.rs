@@ -31,6 +31,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
         register_ttl: 0,
         selection: Default::default(),
         user: None,
+        tcp: false,
     };
     let t0 = 1_795_543_491_000_000;
     let mut e = Edge::new(

@@ -7,3 +7,4 @@ pub mod machine;
 pub mod mgmt;
 pub mod regex;
 pub mod runtime;
+pub mod tcp;

@@ -51,6 +51,17 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot listen on -p {listen}: {e}")),
     };
+    // n2n also takes -S2 edges over TCP on the same port number.
+    let tcp = match std::net::TcpListener::bind(listen).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("supernode: warning: no TCP on -p {listen} (for -S2 edges): {e}");
+            None
+        }
+    };
     let mgmt = match std::net::UdpSocket::bind(("127.0.0.1", args.mgmt_port)) {
         Ok(s) => s,
         Err(e) => {
@@ -99,7 +110,16 @@ fn main() -> ExitCode {
         let state = n2n_daemon::udp::offload_state(&udp, false)?;
         let udp = tokio::net::UdpSocket::from_std(udp)?;
         let mgmt = tokio::net::UdpSocket::from_std(nonblocking(mgmt)?)?;
-        let sockets = runtime::Sockets { udp, state, mgmt };
+        let tcp = match tcp {
+            Some(l) => Some(tokio::net::TcpListener::from_std(l)?),
+            None => None,
+        };
+        let sockets = runtime::Sockets {
+            udp,
+            state,
+            mgmt,
+            tcp,
+        };
         runtime::run(
             sn,
             sockets,

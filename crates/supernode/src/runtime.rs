@@ -11,13 +11,14 @@ use n2n_daemon::udp::{GRO_BUF, GsoBatch, recv_batch};
 use n2n_daemon::unix_micros;
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::machine::{Outbox, Supernode};
 use crate::mgmt::{self, Control};
+use crate::tcp::{TcpEdges, TcpEvent};
 
 /// n2n's N2N_SN_PKTBUF_SIZE: each datagram of a receive batch is cut to it, so longer ones
 /// fail to decode or decrypt, as with the reference.
@@ -28,6 +29,8 @@ pub struct Sockets {
     pub udp: UdpSocket,
     pub state: UdpSocketState,
     pub mgmt: UdpSocket,
+    /// `-S2` edges, on the UDP port number (none if it could not be bound).
+    pub tcp: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Sockets {
@@ -52,7 +55,10 @@ pub async fn run(
         udp,
         state,
         mgmt: mgmt_sock,
+        tcp: listener,
     } = sockets;
+    let mut tcp = TcpEdges::default();
+    let (tcp_events_tx, mut tcp_events) = mpsc::channel(1024);
     let (anchor_tx, mut anchor_rx) = mpsc::channel(16);
     for anchor in anchors {
         tokio::spawn(resolve_anchor(anchor, anchor_tx.clone()));
@@ -76,19 +82,35 @@ pub async fn run(
                 for datagram in buf[..len].chunks_mut(stride) {
                     let n = datagram.len().min(RECV_BUF);
                     sn.handle_datagram(unix_micros(), from, &mut datagram[..n], &mut out);
-                    for t in out.transmits() {
-                        for &dst in &t.dests {
-                            if batch.must_send_before(&state, dst, t.data.len()) {
-                                send(&udp, &state, &mut batch).await;
-                            }
-                            if batch.add(&state, dst, &t.data) {
-                                send(&udp, &state, &mut batch).await;
-                            }
-                        }
-                    }
+                    let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
+                    sn.count_tcp_refused(lost);
                 }
                 send(&udp, &state, &mut batch).await;
             }
+            r = accept(listener.as_ref()) => {
+                let Ok((stream, peer)) = r else { continue };
+                if !tcp.admit(stream, peer, tcp_events_tx.clone()) {
+                    debug!(%peer, "TCP connection refused: too many");
+                    sn.count_tcp_refused(1);
+                }
+            }
+            Some(ev) = tcp_events.recv() => match ev {
+                TcpEvent::Message(peer, mut data) => {
+                    let n = data.len().min(RECV_BUF);
+                    sn.handle_datagram(unix_micros(), peer, &mut data[..n], &mut out);
+                    let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
+                    sn.count_tcp_refused(lost);
+                    send(&udp, &state, &mut batch).await;
+                }
+                TcpEvent::Closed { peer, bad } => {
+                    tcp.closed(peer);
+                    sn.connection_closed(peer);
+                    if bad {
+                        debug!(%peer, "TCP connection dropped: bad framing");
+                        sn.count_tcp_refused(1);
+                    }
+                }
+            },
             r = mgmt_sock.recv_from(&mut mbuf) => {
                 let Ok((n, from)) = r else { continue };
                 let before = ctl.verbosity;
@@ -143,6 +165,45 @@ async fn send(udp: &UdpSocket, state: &UdpSocketState, batch: &mut GsoBatch) {
         }
     }
     batch.clear();
+}
+
+/// Queues `out`'s transmits: TCP peers get theirs down their connection, the rest go in UDP
+/// batches (not flushed). Returns how many were dropped for a full TCP queue.
+async fn dispatch(
+    out: &Outbox,
+    udp: &UdpSocket,
+    state: &UdpSocketState,
+    batch: &mut GsoBatch,
+    tcp: &TcpEdges,
+) -> usize {
+    let mut lost = 0;
+    for t in out.transmits() {
+        for &dst in &t.dests {
+            match tcp.send(dst, &t.data) {
+                Some(true) => continue,
+                Some(false) => {
+                    lost += 1;
+                    continue;
+                }
+                None => {}
+            }
+            if batch.must_send_before(state, dst, t.data.len()) {
+                send(udp, state, batch).await;
+            }
+            if batch.add(state, dst, &t.data) {
+                send(udp, state, batch).await;
+            }
+        }
+    }
+    lost
+}
+
+/// Accepts from the listener, or never when there is none.
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends what a timer or an anchor produced (a few datagrams: no batching).

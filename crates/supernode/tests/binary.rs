@@ -480,3 +480,128 @@ fn survives_hostile_datagrams_with_bounded_memory() {
         "memory grew from {before} KiB to {after} KiB"
     );
 }
+
+/// One framed message over a `-S2` connection (2-byte big-endian length first).
+fn framed(msg: &[u8]) -> Vec<u8> {
+    let mut v = (msg.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(msg);
+    v
+}
+
+/// Whether the supernode closes `s` within 3 s.
+fn closed_by_peer(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut b = [0u8; 64];
+    matches!(s.read(&mut b), Ok(0)) || matches!(s.read(&mut b), Ok(0))
+}
+
+#[test]
+fn tcp_edges_are_answered_and_hostile_connections_dropped() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let sn = start("tcp", &[], &[], false);
+    let errors = |sn: &Supernode| {
+        mgmt(sn.mgmt, "r 1 packetstats")
+            .iter()
+            .find(|r| r.contains("\"type\":\"errors\""))
+            .and_then(|r| serde_json::from_str::<Value>(r.trim()).ok())
+            .and_then(|v| v["tx_pkt"].as_u64())
+            .expect("errors row")
+    };
+    // A registration over TCP is answered over the same connection.
+    let reg = Datagram::new(
+        Community::new("tcpnet").expect("valid"),
+        Flags::EMPTY,
+        Message::RegisterSuper(RegisterSuper {
+            cookie: 0x5eed,
+            edge_mac: Mac([2, 0, 0, 0, 0, 0x77]),
+            sock: None,
+            dev_addr: IpSubnet::new([10, 7, 0, 1].into(), 24),
+            desc: Desc::from_text("tcp"),
+            auth: Auth::new(auth_scheme::SIMPLE_ID, &[7; 16]).expect("16"),
+            key_time: 0,
+        }),
+    )
+    .to_vec();
+    let mut edge = TcpStream::connect(sn.addr).expect("TCP on the UDP port");
+    edge.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    edge.write_all(&framed(&reg)).expect("write");
+    let mut len = [0u8; 2];
+    edge.read_exact(&mut len).expect("an answer");
+    let mut ack = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    edge.read_exact(&mut ack).expect("the whole answer");
+    match Datagram::decode(&ack).expect("decodes").0.msg {
+        Message::RegisterSuperAck(a) => assert_eq!(a.cookie, 0x5eed),
+        other => panic!("not an ACK: {other:?}"),
+    }
+    let listed = |sn: &Supernode| {
+        mgmt(sn.mgmt, "r 1 edges")
+            .join("")
+            .contains("02:00:00:00:00:77")
+    };
+    assert!(listed(&sn));
+    // Its connection closing takes the edge with it, as n2n.
+    drop(edge);
+    assert!(
+        wait_for(|| !listed(&sn)),
+        "the TCP edge outlived its connection"
+    );
+
+    let before = errors(&sn);
+    // A length prefix over 2046 (here 65535) ends the connection and is counted.
+    let mut huge = TcpStream::connect(sn.addr).expect("connect");
+    huge.write_all(&[0xff, 0xff, 1, 2, 3]).expect("write");
+    assert!(closed_by_peer(&mut huge), "a 64 KiB frame was not refused");
+    // At most 8 connections from one address: the 9th is closed at once and counted.
+    let ping = Datagram::new(
+        Community::new("tcpnet").expect("valid"),
+        Flags::EMPTY,
+        Message::QueryPeer(QueryPeer {
+            src_mac: Mac([2, 0, 0, 0, 0, 0x78]),
+            target_mac: Mac::NULL,
+            aflags: 0,
+        }),
+    )
+    .to_vec();
+    let mut held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            // A PONG back shows the supernode took the connection.
+            let mut c = TcpStream::connect(sn.addr).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            c.write_all(&framed(&ping)).expect("write");
+            let mut len = [0u8; 2];
+            c.read_exact(&mut len).expect("a PONG");
+            c
+        })
+        .collect();
+    let mut extra = TcpStream::connect(sn.addr).expect("the kernel accepts");
+    assert!(
+        closed_by_peer(&mut extra),
+        "a 9th connection from one address was kept"
+    );
+    assert!(wait_for(|| errors(&sn) >= before + 2), "not counted");
+    // The UDP side never waited for any of it.
+    held[0].write_all(&framed(&reg)).expect("write");
+    let s = socket();
+    s.send_to(&reg, sn.addr).expect("send");
+    let mut b = [0u8; 2048];
+    assert!(s.recv(&mut b).is_ok(), "UDP still answered");
+    held.clear();
+}
+
+/// Polls `cond` every 50 ms for up to 5 s.
+fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

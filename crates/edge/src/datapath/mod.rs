@@ -9,6 +9,7 @@ pub mod gro;
 pub mod offload;
 mod rx;
 mod sealer;
+mod tcp;
 mod tx;
 
 use std::collections::HashMap;
@@ -21,8 +22,9 @@ use n2n_crypto::HeaderKey;
 use n2n_proto::{Community, Mac};
 
 pub use frame::gratuitous_arp;
-pub use rx::run_rx;
+pub use rx::{run_rx, run_rx_tcp};
 pub use sealer::Sealer;
+pub use tcp::TcpLink;
 pub use tx::{run_tx, send_frame};
 
 use crate::machine::PeerHint;
@@ -170,6 +172,8 @@ pub enum Event {
         trailer: Option<([u8; 16], [u8; 16])>,
     },
     Hint(PeerHint),
+    /// `-S2`: the TCP connection to the supernode is (re)established.
+    LinkUp,
 }
 
 /// Everything the threads share.
@@ -179,6 +183,8 @@ pub struct Shared {
     pub counters: Counters,
     pub stamps: Arc<SharedStamps>,
     pub sealer: Mutex<Sealer>,
+    /// `-S2`: the TCP connection to the supernode.
+    pub tcp: Option<TcpLink>,
     /// User/password: the dynamic header key the machine installed (receive side).
     pub dynamic_key: arc_swap::ArcSwapOption<HeaderKey>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

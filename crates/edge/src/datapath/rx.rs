@@ -49,16 +49,7 @@ pub fn run_rx(
     events: UnboundedSender<Event>,
 ) {
     let mut buf = vec![0u8; GRO_BUF];
-    let mut rx = Rx {
-        shared,
-        open,
-        codec,
-        events,
-        hints: HintLimiter::default(),
-        stamps: HashMap::with_capacity(64),
-        frame: vec![0u8; VNET_HDR + MAX_FRAME],
-        gro: Coalescer::default(),
-    };
+    let mut rx = Rx::new(shared, open, codec, events);
     loop {
         let (len, stride, from) = match recv_batch(&state, &udp, &mut buf) {
             Ok(x) => x,
@@ -81,7 +72,53 @@ pub fn run_rx(
     }
 }
 
+/// `-S2`: keeps the TCP connection to the current supernode and receives from it.
+pub fn run_rx_tcp(
+    shared: Arc<Shared>,
+    open: Transform,
+    codec: Codec,
+    events: UnboundedSender<Event>,
+) {
+    let target_of = Arc::clone(&shared);
+    let link_up = events.clone();
+    let mut rx = Rx::new(Arc::clone(&shared), open, codec, events);
+    let Some(link) = &shared.tcp else { return };
+    super::tcp::run_link(
+        link,
+        || Some(target_of.snapshot.load().supernode),
+        |_| {
+            let _ = link_up.send(Event::LinkUp);
+        },
+        |data, from| {
+            rx.handle(data, from);
+            if let Some(tap) = rx.shared.tap.get()
+                && let Err(e) = rx.gro.flush(&**tap)
+            {
+                debug!(error = %e, "TAP write failed");
+            }
+        },
+    );
+}
+
 impl Rx {
+    fn new(
+        shared: Arc<Shared>,
+        open: Transform,
+        codec: Codec,
+        events: UnboundedSender<Event>,
+    ) -> Self {
+        Rx {
+            shared,
+            open,
+            codec,
+            events,
+            hints: HintLimiter::default(),
+            stamps: HashMap::with_capacity(64),
+            frame: vec![0u8; VNET_HDR + MAX_FRAME],
+            gro: Coalescer::default(),
+        }
+    }
+
     fn drop_one(&self) {
         Counters::bump(&self.shared.counters.dropped);
     }

@@ -36,6 +36,13 @@ pub fn send_frame(
         sealer.seal(&shared.cfg, &shared.stamps, buf, len, dst, now)
     };
     let Some(range) = sealed else { return false };
+    if let Some(link) = &shared.tcp {
+        let ok = link.send(&buf[range]);
+        if ok {
+            Counters::bump(&shared.counters.transop_tx);
+        }
+        return ok;
+    }
     match udp.send_to(&buf[range], to) {
         Ok(_) => {
             Counters::bump(&shared.counters.transop_tx);
@@ -155,7 +162,10 @@ impl Tx {
                 else {
                     continue;
                 };
-                lost += self.batch.push(&self.state, &self.udp, to, &slot.0[r]);
+                match (&shared.tcp, direct) {
+                    (Some(link), None) => lost += usize::from(!link.send(&slot.0[r])),
+                    _ => lost += self.batch.push(&self.state, &self.udp, to, &slot.0[r]),
+                }
                 sent += 1;
             }
         }

@@ -35,6 +35,7 @@ fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
         register_ttl,
         selection: Default::default(),
         user: None,
+        tcp: false,
     };
     Edge::new(
         cfg,

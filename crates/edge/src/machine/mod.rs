@@ -132,6 +132,8 @@ pub struct EdgeMachineConfig {
     pub selection: Selection,
     /// `-J`: user/password authentication (then `header_key` is the static key).
     pub user: Option<UserCredentials>,
+    /// `-S2`: the supernode is reached over TCP only (no PINGs to rank supernodes).
+    pub tcp: bool,
 }
 
 /// Counters for the management API.
@@ -274,6 +276,12 @@ impl Edge {
 
     pub fn dev_addr(&self) -> Option<IpSubnet> {
         self.cfg.dev_addr
+    }
+
+    /// `-S2`: a new TCP connection to the supernode; the old one took our registration with
+    /// it, so register at once.
+    pub fn link_up(&mut self, now_us: u64) {
+        self.register_super(now_us);
     }
 
     /// `-a dhcp:`: the TAP's address changed; tell the supernode now and re-publish.

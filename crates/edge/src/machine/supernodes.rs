@@ -102,7 +102,7 @@ impl Edge {
     pub(super) fn start_supernodes(&mut self, now_us: u64) {
         self.watch.next_sweep_us = now_us + SWEEP_US;
         self.watch.heard_us = now_us;
-        if self.sns.len() > 1 {
+        if self.sns.len() > 1 && !self.cfg.tcp {
             self.watch.bootstrap_until_us = Some(now_us + BOOTSTRAP_PING_US);
             self.ping_supernodes(now_us, PINGS_FIRST);
         } else {
@@ -381,7 +381,10 @@ impl Edge {
             PINGS_REGULAR
         };
         self.watch.sweeps += 1;
-        self.ping_supernodes(now_us, max);
+        if !self.cfg.tcp {
+            // n2n does not PING over TCP.
+            self.ping_supernodes(now_us, max);
+        }
         debug!(supernodes = self.sns.len(), "supernode sweep");
     }
 }

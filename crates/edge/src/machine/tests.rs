@@ -30,6 +30,7 @@ pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> E
         register_ttl: 0,
         selection: Default::default(),
         user: None,
+        tcp: false,
     };
     Edge::new(
         cfg,

@@ -144,6 +144,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         counters: Default::default(),
         stamps: Arc::clone(&stamps),
         sealer: Mutex::new(datapath::Sealer::new(seal, codec()?, OsRandom.next_u64())),
+        tcp: cfg.tcp.then(datapath::TcpLink::default),
         dynamic_key: Default::default(),
         tap: OnceLock::new(),
     });
@@ -176,6 +177,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         register_ttl: cfg.register_ttl,
         selection: cfg.selection,
         user: cfg.user.as_ref().map(|u| u.credentials.clone()),
+        tcp: cfg.tcp,
     };
     let (events_tx, events_rx) = unbounded_channel();
     {
@@ -186,9 +188,16 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
             events_tx.clone(),
         );
         let codec = codec()?;
+        let tcp = cfg.tcp;
         std::thread::Builder::new()
             .name("n2n-rx".into())
-            .spawn(move || datapath::run_rx(shared, udp, state, open, codec, events))?;
+            .spawn(move || {
+                if tcp {
+                    datapath::run_rx_tcp(shared, open, codec, events)
+                } else {
+                    datapath::run_rx(shared, udp, state, open, codec, events)
+                }
+            })?;
     }
     let ctl = Control {
         password_hash: cfg.mgmt_password_hash,
@@ -315,11 +324,19 @@ impl Shell {
     fn perform(&mut self, m: &mut Edge) -> Result<(), RuntimeError> {
         while let Some(action) = m.poll_action() {
             match action {
-                Action::Transmit { dst, data } => {
-                    if let Err(e) = self.udp.send_to(&data, dst) {
-                        warn!(%dst, error = %e, "send failed");
+                Action::Transmit { dst, data } => match &self.shared.tcp {
+                    // -S2: the supernode only over TCP.
+                    Some(link) if dst == m.supernode() => {
+                        if !link.send(&data) {
+                            debug!(%dst, "no TCP connection to the supernode yet");
+                        }
                     }
-                }
+                    _ => {
+                        if let Err(e) = self.udp.send_to(&data, dst) {
+                            warn!(%dst, error = %e, "send failed");
+                        }
+                    }
+                },
                 Action::TransmitTtl { dst, data, ttl } => {
                     // The socket is shared: frames sent meanwhile get this TTL too (as n2n).
                     let sock = socket2::SockRef::from(&self.udp);
@@ -398,6 +415,7 @@ impl Shell {
                         }
                     }
                     Some(Event::Hint(h)) => m.handle_hint(unix_micros(), h),
+                    Some(Event::LinkUp) => m.link_up(unix_micros()),
                     None => {
                         error!("the receive thread stopped");
                         break;

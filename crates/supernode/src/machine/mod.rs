@@ -14,7 +14,7 @@ use n2n_crypto::header_enc::{StampGenerator, stamp_in_frame};
 use n2n_crypto::{HeaderKey, RandomSource};
 use n2n_proto::header::looks_plain;
 use n2n_proto::{Community, Datagram, Flags, IpSubnet, Mac, MsgType, VersionString};
-use tracing::debug;
+use tracing::{debug, info};
 
 pub use federation::{Federation, Member, federation_community, renamed_federation};
 pub use outbox::{Outbox, Transmit};
@@ -181,6 +181,30 @@ impl Supernode {
 
     pub fn edge_count(&self) -> usize {
         self.edge_count
+    }
+
+    /// A `-S2` edge's TCP connection ended: n2n deletes the edge that used it.
+    pub fn connection_closed(&mut self, peer: SocketAddr) {
+        for c in &mut self.communities {
+            let gone: Vec<Mac> = c
+                .edges
+                .values()
+                .filter(|e| e.sock == peer)
+                .map(|e| e.mac)
+                .collect();
+            for mac in gone {
+                c.remove_edge(&mac);
+                self.edge_count -= 1;
+                info!(community = %c.name, %mac, "edge gone with its TCP connection");
+            }
+        }
+    }
+
+    /// TCP connections refused or dropped (caps, bad framing, a full queue); they also count
+    /// as n2n's `errors`, which management shows.
+    pub fn count_tcp_refused(&mut self, n: usize) {
+        self.stats.tcp_refused += n as u64;
+        self.stats.errors += n as u64;
     }
 
     pub fn federation(&self) -> &Federation {

@@ -45,6 +45,8 @@ pub struct Stats {
     pub federation_refused: u64,
     /// User/password registrations refused: wrong key, trailer, unknown user or password.
     pub auth_refused: u64,
+    /// TCP connections refused or dropped, and messages lost to a full TCP queue.
+    pub tcp_refused: u64,
     pub last_fwd_us: u64,
     pub last_reg_super_us: u64,
 }
