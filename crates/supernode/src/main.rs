@@ -85,9 +85,9 @@ fn main() -> ExitCode {
     if args.federation_name() == n2n_supernode::machine::federation::DEFAULT_FEDERATION {
         warn!("using the default federation name; a custom one (-F) is highly recommended");
     }
-    if let Some(list) = &cfg.communities {
+    if let (Some(list), Some(path)) = (&cfg.communities, &args.communities) {
         for line in &list.skipped {
-            warn!(line, "community list: line ignored");
+            warn!("{path}:{line}: malformed community list line ignored");
         }
     }
     info!(mac = %cfg.mac, "supernode MAC");
