@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use n2n_crypto::header_enc::stamp_at;
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
@@ -22,37 +21,15 @@ use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 use serde_json::Value;
 
+mod support;
+use support::*;
+
 const REGISTER_SUPER: u8 = 5;
 const REGISTER_SUPER_ACK: u8 = 7;
 const PEER_INFO: u8 = 10;
 /// LAST_SEEN_SN_ACTIVE and RE_REG_AND_PURGE_FREQUENCY of the reference.
 const ACTIVE_US: u64 = 20_000_000;
 const RE_REG_US: u64 = 10_000_000;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var("N2N_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
-}
-
-fn node(endpoint: &str) -> &str {
-    endpoint.split_whitespace().next().expect("node name")
-}
-
-fn addr(endpoint: &str) -> SocketAddr {
-    endpoint
-        .split_whitespace()
-        .nth(1)
-        .expect("node ip:port")
-        .parse()
-        .expect("socket address")
-}
-
-fn micros(v: &Value) -> u64 {
-    (v["t"].as_f64().expect("t") * 1e6).round() as u64
-}
 
 fn sock_of(v: &Value) -> SocketAddr {
     format!("{}:{}", v["ip"].as_str().expect("ip"), v["port"])

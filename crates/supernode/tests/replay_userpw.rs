@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use n2n_crypto::header_enc::stamp_in_frame;
 use n2n_crypto::keys::{
@@ -22,32 +21,14 @@ use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 use serde_json::Value;
 
+mod support;
+use support::*;
+
 const PACKET: u8 = 3;
 const REGISTER_SUPER_ACK: u8 = 7;
 const REGISTER_SUPER_NAK: u8 = 8;
 const PEER_INFO: u8 = 10;
 const TRAILER: usize = 16;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var("N2N_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
-}
-
-fn addr(endpoint: &str) -> SocketAddr {
-    endpoint
-        .split_whitespace()
-        .nth(1)
-        .expect("node ip:port")
-        .parse()
-        .expect("socket address")
-}
-
-fn micros(v: &Value) -> u64 {
-    (v["t"].as_f64().expect("t") * 1e6).round() as u64
-}
 
 fn unhex<const N: usize>(v: &Value) -> [u8; N] {
     hex::decode(v.as_str().expect("hex string"))

@@ -3,8 +3,6 @@
 //! machine, and checks that it answers and relays exactly what the reference did.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
 use n2n_proto::{Community, Mac};
@@ -12,26 +10,8 @@ use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var("N2N_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
-}
-
-fn addr(endpoint: &str) -> SocketAddr {
-    endpoint
-        .split_whitespace()
-        .nth(1)
-        .expect("node ip:port")
-        .parse()
-        .expect("socket address")
-}
-
-fn micros(v: &Value) -> u64 {
-    (v["t"].as_f64().expect("t") * 1e6).round() as u64
-}
+mod support;
+use support::*;
 
 /// A datagram as the receiver sees it after header decryption; PEER_INFO's load, uptime and
 /// version (which differ between any two supernodes) are blanked.

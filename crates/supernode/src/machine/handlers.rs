@@ -497,20 +497,13 @@ impl Supernode {
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
         self.check_stamp(m, &p.src_mac, true)?;
-        let d = if m.relayed_by_supernode() {
-            // Already relayed once: passed on unchanged (spec §3.6).
-            m.datagram.clone()
-        } else {
-            Datagram {
-                ttl: m.datagram.ttl - 1,
-                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
-                community: self.communities[m.community].name,
-                msg: Message::Packet(PacketHeader {
-                    sock: Some(Sock::from(m.from)),
-                    ..*p
-                }),
-            }
-        };
+        let d = self.relayed(
+            m,
+            Message::Packet(PacketHeader {
+                sock: Some(Sock::from(m.from)),
+                ..*p
+            }),
+        );
         let span = match &d.msg {
             Message::Packet(h) => HeaderSpan::Len(h.datagram_header_len()),
             _ => HeaderSpan::Whole,
@@ -528,20 +521,29 @@ impl Supernode {
             return Err(DropReason::Unsupported);
         }
         self.check_stamp(m, &r.src_mac, false)?;
-        let d = if m.relayed_by_supernode() {
-            m.datagram.clone()
-        } else {
-            Datagram {
-                ttl: m.datagram.ttl - 1,
-                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
-                community: self.communities[m.community].name,
-                msg: Message::Register(Register {
-                    sock: Some(Sock::from(m.from)),
-                    ..*r
-                }),
-            }
-        };
+        let d = self.relayed(
+            m,
+            Message::Register(Register {
+                sock: Some(Sock::from(m.from)),
+                ..*r
+            }),
+        );
         self.forward(m, &d, r.src_mac, r.dst_mac, HeaderSpan::Whole, out)
+    }
+
+    /// What a relay passes on: what a supernode relayed already goes on unchanged (spec
+    /// §3.6); an edge's goes out with TTL − 1, FROM_SUPERNODE and `with_sock` (the same message
+    /// carrying the sender's public socket).
+    fn relayed(&self, m: &Inbound<'_>, with_sock: Message) -> Datagram {
+        if m.relayed_by_supernode() {
+            return m.datagram.clone();
+        }
+        Datagram {
+            ttl: m.datagram.ttl - 1,
+            flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
+            community: self.communities[m.community].name,
+            msg: with_sock,
+        }
     }
 
     /// Unicast to the destination edge, or fan out a broadcast to every other edge (spec

@@ -1,0 +1,37 @@
+//! What the vector replay tests share: where the captures are and how their lines read.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// ../shared/vectors beside the repository, or N2N_VECTORS.
+pub fn vectors_dir() -> PathBuf {
+    std::env::var("N2N_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        })
+}
+
+/// The node name of a `"<node> <ip>:<port>"` endpoint.
+pub fn node(endpoint: &str) -> &str {
+    endpoint.split_whitespace().next().expect("node name")
+}
+
+/// The socket of a `"<node> <ip>:<port>"` endpoint.
+pub fn addr(endpoint: &str) -> SocketAddr {
+    endpoint
+        .split_whitespace()
+        .nth(1)
+        .expect("node ip:port")
+        .parse()
+        .expect("socket address")
+}
+
+/// A line's capture time in µs.
+pub fn micros(v: &Value) -> u64 {
+    (v["t"].as_f64().expect("t") * 1e6).round() as u64
+}
