@@ -172,7 +172,7 @@ pub struct Edge {
     stamps: std::collections::HashMap<StampSender, SenderStamp>,
     /// User/password: the dynamic header key (random until the supernode hands it over) and
     /// the challenge of the last REGISTER_SUPER.
-    dynamic_key: Option<HeaderKey>,
+    dynamic_key: Option<Box<HeaderKey>>,
     challenge: [u8; 16],
 }
 
@@ -238,7 +238,7 @@ impl Edge {
             e.rng.fill(&mut k);
             let key = DynamicKey(k);
             e.actions.push_back(Action::HeaderKey(key));
-            e.dynamic_key = Some(key.header_key());
+            e.dynamic_key = Some(Box::new(key.header_key()));
         }
         e.start_supernodes(now_us);
         e
@@ -363,7 +363,7 @@ impl Edge {
         let d = Datagram::new(self.cfg.community, flags, msg);
         let mut data = d.to_vec();
         let key = match (&self.dynamic_key, registration) {
-            (Some(dynamic), false) => Some(dynamic),
+            (Some(dynamic), false) => Some(&**dynamic),
             _ => self.cfg.header_key.as_ref(),
         };
         if let Some(key) = key {
@@ -605,7 +605,7 @@ impl Edge {
                 info!("authenticated with username and password");
             }
             self.actions.push_back(Action::HeaderKey(key));
-            self.dynamic_key = Some(key.header_key());
+            self.dynamic_key = Some(Box::new(key.header_key()));
         }
         if from == self.supernode() {
             self.heard_from_supernode(now_us);
