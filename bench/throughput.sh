@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Throughput of the overlay: one iperf3 TCP flow between two network namespaces, peer-to-peer
-# and relayed through the supernode, for -A1, -A3 and -A6, next to a plain veth baseline taken
+# and relayed through the supernode, for -A1, -A3, -A6 and -A7, next to a plain veth baseline taken
 # in the same run (offloads off, MSS clamped to the overlay's, so per-packet costs compare).
 # Prints Mbit/s, the ratio to the baseline and the edges' CPU seconds per GB.
 # Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
-# BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6" pick the runs; BENCH_THREADS=1 adds
+# BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6 -A7" pick the runs; BENCH_THREADS=1 adds
 # each edge thread's CPU seconds per GB (sender a, receiver b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +68,7 @@ for mode in ${BENCH_MODES:-p2p relay}; do
         ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
         ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
     fi
-    for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6}; do
+    for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
         key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
         ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
         EA=$!; PIDS+=($EA)

@@ -13,7 +13,7 @@ fn every_transform_header_and_compression_pings() {
     };
     let lab = Lab::new([Nat::None, Nat::None]);
     let mut combos: Vec<Vec<&str>> = Vec::new();
-    for a in ["-A1", "-A2", "-A3", "-A4", "-A5", "-A6"] {
+    for a in ["-A1", "-A2", "-A3", "-A4", "-A5", "-A6", "-A7"] {
         combos.push(vec![a]);
         combos.push(vec![a, "-H"]);
     }

@@ -2,7 +2,7 @@
 //! bytes. `cargo bench -p n2n-crypto` (criterion reports bytes/s; ×8 for bit/s).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use n2n_crypto::transform::{AeadTransform, PREFIX, RootKey, SUFFIX, id};
+use n2n_crypto::transform::{AeadSuite, AeadTransform, PREFIX, RootKey, SUFFIX, id};
 use n2n_crypto::{HeaderKey, OsRandom, PacketContext, Transform, Xorshift128Plus};
 use n2n_proto::{Community, Mac};
 
@@ -10,16 +10,13 @@ const SIZES: [usize; 3] = [64, 1400, 1500];
 
 fn transforms(c: &Community) -> Vec<(&'static str, Transform, Transform)> {
     let mk = |i| Transform::legacy(i, Some(b"benchmark-key")).expect("legacy");
-    let root = RootKey::derive_with_cost(b"benchmark-key", c, 64, 1).expect("kdf");
     let me = Mac([2, 0, 0, 0, 0, 1]);
-    let aead = |mac| {
-        Transform::Aead(Box::new(AeadTransform::new(
-            root.clone(),
-            mac,
-            1,
-            &mut OsRandom,
-        )))
+    let aead_of = |suite, mac| {
+        let root = RootKey::derive_suite_with_cost(suite, b"benchmark-key", c, 64, 1).expect("kdf");
+        Transform::Aead(Box::new(AeadTransform::new(root, mac, 1, &mut OsRandom)))
     };
+    let aead = |mac| aead_of(AeadSuite::ChaCha20Poly1305, mac);
+    let gcm = |mac| aead_of(AeadSuite::Aes256Gcm, mac);
     vec![
         ("A1-null", mk(id::NULL), mk(id::NULL)),
         ("A2-twofish", mk(id::TWOFISH), mk(id::TWOFISH)),
@@ -31,6 +28,7 @@ fn transforms(c: &Community) -> Vec<(&'static str, Transform, Transform)> {
             aead(me),
             aead(Mac([2, 0, 0, 0, 0, 2])),
         ),
+        ("A7-aes256gcm", gcm(me), gcm(Mac([2, 0, 0, 0, 0, 2]))),
     ]
 }
 

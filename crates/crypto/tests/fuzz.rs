@@ -6,7 +6,7 @@ mod support;
 
 use n2n_crypto::compress::{Codec, lzo_decompress};
 use n2n_crypto::keys::key_from_text;
-use n2n_crypto::transform::{AeadTransform, RootKey, id};
+use n2n_crypto::transform::{AeadSuite, AeadTransform, RootKey, id};
 use n2n_crypto::{HeaderKey, OsRandom, PacketContext, Transform};
 use n2n_proto::{Community, Mac};
 use proptest::prelude::*;
@@ -38,10 +38,18 @@ fn transforms() -> Vec<Transform> {
         1,
         &mut OsRandom,
     ))));
+    let gcm = RootKey::derive_suite_with_cost(AeadSuite::Aes256Gcm, b"k", &c, 64, 1).expect("kdf");
+    all.push(Transform::Aead(Box::new(AeadTransform::new(
+        gcm,
+        Mac([2, 0, 0, 0, 0, 9]),
+        1,
+        &mut OsRandom,
+    ))));
     all
 }
 
-/// Decrypts arbitrary bytes with transform `which` (0 null … 5 AEAD) of a per-thread set.
+/// Decrypts arbitrary bytes with transform `which` (0 null … 5 `-A6`, 6 `-A7`) of a
+/// per-thread set.
 fn open_any(which: usize, bytes: &[u8]) {
     thread_local!(static T: std::cell::RefCell<Vec<Transform>> = std::cell::RefCell::new(transforms()));
     let c = community();
@@ -52,7 +60,10 @@ fn open_any(which: usize, bytes: &[u8]) {
         if let Ok(r) = t.decrypt(&mut b, &ctx(&c, id)) {
             assert!(r.end <= b.len());
             // Only the unauthenticated legacy transforms accept random input.
-            assert_ne!(id, id::AEAD, "AEAD accepted random bytes");
+            assert!(
+                id != id::AEAD && id != id::AEAD_GCM,
+                "AEAD accepted random bytes"
+            );
         }
     });
 }
@@ -110,6 +121,11 @@ proptest! {
     #[test]
     fn aead_open_never_panics_and_never_accepts_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
         open_any(5, &bytes);
+    }
+
+    #[test]
+    fn aes_gcm_open_never_panics_and_never_accepts_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
+        open_any(6, &bytes);
     }
 
     #[test]

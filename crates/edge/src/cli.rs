@@ -57,7 +57,7 @@ pub struct Args {
     /// IP TTL of hole-punching REGISTERs (0 = system default)
     #[arg(short = 'L', value_name = "TTL", default_value_t = 0)]
     pub register_ttl: u8,
-    /// Cipher: 1 none, 2 Twofish, 3 AES, 4 ChaCha20, 5 Speck, 6 ChaCha20-Poly1305 (n2n-rs) [default: 3 with a key, else 1]
+    /// Cipher: 1 none, 2 Twofish, 3 AES, 4 ChaCha20, 5 Speck, 6 ChaCha20-Poly1305, 7 AES-256-GCM (6 and 7: n2n-rs) [default: 3 with a key, else 1]
     #[arg(short = 'A', value_name = "N", num_args = 0..=1, default_missing_value = "3", require_equals = false)]
     pub cipher: Option<u8>,
     /// Encrypt headers with the community name as key
@@ -159,7 +159,7 @@ pub struct EdgeConfig {
     pub register_ttl: u8,
     /// `--select-rtt` / `--select-mac`, else by load.
     pub selection: Selection,
-    /// Wire transform id (1–5, or 96 for `-A6`).
+    /// Wire transform id (1–5, or 96 for `-A6`, 97 for `-A7`).
     pub transform: u8,
     pub header_encryption: bool,
     /// `-J` (with `-I` and `-P`): user/password authentication.
@@ -293,12 +293,13 @@ impl EdgeConfig {
             (Some(1), None) => transform_id::NULL,
             (Some(n @ 2..=5), Some(_)) => n,
             (Some(6), Some(_)) => transform_id::AEAD,
-            (Some(n @ 2..=6), None) => {
+            (Some(7), Some(_)) => transform_id::AEAD_GCM,
+            (Some(n @ 2..=7), None) => {
                 return Err(bad(format!(
                     "-A{n}: this cipher needs a key (-k or N2N_KEY)"
                 )));
             }
-            (Some(n), _) => return Err(bad(format!("-A{n}: unknown cipher (1 to 6)"))),
+            (Some(n), _) => return Err(bad(format!("-A{n}: unknown cipher (1 to 7)"))),
         };
         let compression = match a.compression {
             None => compression::NONE,
@@ -376,7 +377,10 @@ impl EdgeConfig {
                 // n2n-rs also allows -A6 here when every edge of the community is n2n-rs.
                 if !matches!(
                     transform,
-                    transform_id::CHACHA20 | transform_id::SPECK | transform_id::AEAD
+                    transform_id::CHACHA20
+                        | transform_id::SPECK
+                        | transform_id::AEAD
+                        | transform_id::AEAD_GCM
                 ) {
                     return Err(bad(
                         "-J: user-password authentication requires ChaCha20 (-A4) or SPECK (-A5) to be used",

@@ -1,12 +1,16 @@
-//! n2n-rs's authenticated transform, `-A6` (id 96): ChaCha20-Poly1305 with per-session keys,
-//! counter nonces and a per-sender replay window. Normative description: docs/protocol.md §2.
-//! The cipher is RFC 8439's; ring's assembly does it about 3× faster per packet than the
-//! portable crates (data-path.md §2a), and the tests check it against RustCrypto's.
+//! n2n-rs's authenticated transforms, `-A6` (id 96, ChaCha20-Poly1305) and `-A7` (id 97,
+//! AES-256-GCM): per-session keys, counter nonces and a per-sender replay window, the same
+//! design for both suites. Normative description: docs/protocol.md §2. ring's assembly does
+//! ChaCha20-Poly1305 about 3× faster per packet than the portable crates (data-path.md §2a),
+//! and AES-256-GCM several times faster again where the CPU has AES instructions; the tests
+//! check the ChaCha20 output against RustCrypto's.
 
 use std::collections::HashMap;
 
 use n2n_proto::{Community, Mac};
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{
+    AES_256_GCM, Aad, Algorithm, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey,
+};
 
 use super::replay::ReplayWindow;
 use super::{PacketContext, TransformError};
@@ -14,6 +18,8 @@ use crate::random::RandomSource;
 
 /// Transform id on the wire; outside n2n's and n3n's 0–5 and n2n 2.x's 4–6 LZO combinations.
 pub const AEAD_TRANSFORM_ID: u8 = 96;
+/// `-A7`'s id, next to it.
+pub const AEAD_GCM_TRANSFORM_ID: u8 = 97;
 /// `session id (8) ‖ counter (8)` in front of the ciphertext.
 pub const AEAD_PREFIX: usize = 16;
 /// The Poly1305 tag after it.
@@ -22,14 +28,62 @@ pub const AEAD_TAG: usize = 16;
 pub const ARGON2_M_KIB: u32 = 19 * 1024;
 pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
-const SALT_PREFIX: &[u8; 12] = b"n2n-rs/A6/v1";
-const ROOT_CONTEXT: &str = "n2n-rs 2026-11 A6 packet root key v1";
+
+/// The AEAD of an authenticated transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AeadSuite {
+    /// `-A6`.
+    ChaCha20Poly1305,
+    /// `-A7`.
+    Aes256Gcm,
+}
+
+impl AeadSuite {
+    pub fn id(self) -> u8 {
+        match self {
+            AeadSuite::ChaCha20Poly1305 => AEAD_TRANSFORM_ID,
+            AeadSuite::Aes256Gcm => AEAD_GCM_TRANSFORM_ID,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AeadSuite::ChaCha20Poly1305 => "ChaCha20-Poly1305",
+            AeadSuite::Aes256Gcm => "AES-256-GCM",
+        }
+    }
+
+    fn algorithm(self) -> &'static Algorithm {
+        match self {
+            AeadSuite::ChaCha20Poly1305 => &CHACHA20_POLY1305,
+            AeadSuite::Aes256Gcm => &AES_256_GCM,
+        }
+    }
+
+    /// Each suite derives its own keys from the same `-k` (docs/protocol.md §2.2).
+    fn salt_prefix(self) -> &'static [u8; 12] {
+        match self {
+            AeadSuite::ChaCha20Poly1305 => b"n2n-rs/A6/v1",
+            AeadSuite::Aes256Gcm => b"n2n-rs/A7/v1",
+        }
+    }
+
+    fn root_context(self) -> &'static str {
+        match self {
+            AeadSuite::ChaCha20Poly1305 => "n2n-rs 2026-11 A6 packet root key v1",
+            AeadSuite::Aes256Gcm => "n2n-rs 2026-12 A7 packet root key v1",
+        }
+    }
+}
 /// Senders remembered at once; beyond it the least recently heard one is forgotten.
 pub const DEFAULT_MAX_SENDERS: usize = 4096;
 
 /// The community-wide root key: Argon2id(-k, salt = prefix ‖ community field), then BLAKE3.
 #[derive(Clone)]
-pub struct RootKey([u8; 32]);
+pub struct RootKey {
+    key: [u8; 32],
+    suite: AeadSuite,
+}
 
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,12 +92,31 @@ impl std::fmt::Debug for RootKey {
 }
 
 impl RootKey {
+    /// `-A6`'s root key.
     pub fn derive(password: &[u8], community: &Community) -> Result<Self, TransformError> {
-        Self::derive_with_cost(password, community, ARGON2_M_KIB, ARGON2_T)
+        Self::derive_for(AeadSuite::ChaCha20Poly1305, password, community)
     }
 
-    /// With explicit Argon2id costs (tests use small ones to stay fast).
+    pub fn derive_for(
+        suite: AeadSuite,
+        password: &[u8],
+        community: &Community,
+    ) -> Result<Self, TransformError> {
+        Self::derive_suite_with_cost(suite, password, community, ARGON2_M_KIB, ARGON2_T)
+    }
+
+    /// `-A6` with explicit Argon2id costs (tests use small ones to stay fast).
     pub fn derive_with_cost(
+        password: &[u8],
+        community: &Community,
+        m_kib: u32,
+        t: u32,
+    ) -> Result<Self, TransformError> {
+        Self::derive_suite_with_cost(AeadSuite::ChaCha20Poly1305, password, community, m_kib, t)
+    }
+
+    pub fn derive_suite_with_cost(
+        suite: AeadSuite,
         password: &[u8],
         community: &Community,
         m_kib: u32,
@@ -54,13 +127,20 @@ impl RootKey {
         let argon =
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut salt = [0u8; 32];
-        salt[..12].copy_from_slice(SALT_PREFIX);
+        salt[..12].copy_from_slice(suite.salt_prefix());
         salt[12..].copy_from_slice(&community.0);
         let mut hardened = [0u8; 32];
         argon
             .hash_password_into(password, &salt, &mut hardened)
             .map_err(|_| TransformError::Kdf)?;
-        Ok(RootKey(blake3::derive_key(ROOT_CONTEXT, &hardened)))
+        Ok(RootKey {
+            key: blake3::derive_key(suite.root_context(), &hardened),
+            suite,
+        })
+    }
+
+    pub fn suite(&self) -> AeadSuite {
+        self.suite
     }
 
     /// The AEAD key of one sender session: BLAKE3-keyed(root, src MAC ‖ session id).
@@ -68,9 +148,9 @@ impl RootKey {
         let mut input = [0u8; 14];
         input[..6].copy_from_slice(&src.0);
         input[6..].copy_from_slice(&session.to_be_bytes());
-        let key = blake3::keyed_hash(&self.0, &input);
-        // A 32-byte key is the only thing UnboundKey::new checks.
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, key.as_bytes());
+        let key = blake3::keyed_hash(&self.key, &input);
+        // A 32-byte key is the only thing UnboundKey::new checks (both suites take 32).
+        let unbound = UnboundKey::new(self.suite.algorithm(), key.as_bytes());
         LessSafeKey::new(unbound.unwrap_or_else(|_| unreachable!("32-byte key")))
     }
 }
@@ -126,6 +206,10 @@ impl AeadTransform {
 
     pub fn session(&self) -> u64 {
         self.tx_session
+    }
+
+    pub fn suite(&self) -> AeadSuite {
+        self.root.suite
     }
 
     /// Seals `buf[16..16 + len]` in place: writes the prefix into `buf[..16]` and the tag after
@@ -259,7 +343,10 @@ mod tests {
     #[test]
     fn ring_output_is_rfc8439_as_rustcrypto_computes_it() {
         let community = Community::new("xcheck").expect("community");
-        let root = RootKey([0x5a; 32]);
+        let root = RootKey {
+            key: [0x5a; 32],
+            suite: AeadSuite::ChaCha20Poly1305,
+        };
         let mac = Mac([2, 1, 2, 3, 4, 5]);
         let ctx = PacketContext {
             community: &community,
@@ -278,7 +365,7 @@ mod tests {
             let n = tx.seal(&mut buf, len, &ctx).expect("seal");
             let wire = buf[..n].to_vec();
 
-            let key = blake3::keyed_hash(&root.0, &{
+            let key = blake3::keyed_hash(&root.key, &{
                 let mut k = [0u8; 14];
                 k[..6].copy_from_slice(&mac.0);
                 k[6..].copy_from_slice(&wire[..8]);

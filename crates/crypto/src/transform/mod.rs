@@ -11,7 +11,10 @@ use std::ops::Range;
 
 use n2n_proto::{Community, Mac};
 
-pub use aead::{AEAD_PREFIX, AEAD_TAG, AEAD_TRANSFORM_ID, AeadTransform, RootKey};
+pub use aead::{
+    AEAD_GCM_TRANSFORM_ID, AEAD_PREFIX, AEAD_TAG, AEAD_TRANSFORM_ID, AeadSuite, AeadTransform,
+    RootKey,
+};
 pub use cbc_cts::BlockCipher;
 pub use legacy_stream::{LegacyChaCha20, LegacySpeck};
 pub use replay::{ReplayWindow, WINDOW as REPLAY_WINDOW};
@@ -31,6 +34,7 @@ pub mod id {
     pub const CHACHA20: u8 = 4;
     pub const SPECK: u8 = 5;
     pub const AEAD: u8 = super::AEAD_TRANSFORM_ID;
+    pub const AEAD_GCM: u8 = super::AEAD_GCM_TRANSFORM_ID;
 }
 
 /// Why a payload could not be transformed.
@@ -124,7 +128,7 @@ impl Transform {
             Transform::Cts { id, .. } => *id,
             Transform::ChaCha20(_) => id::CHACHA20,
             Transform::Speck(_) => id::SPECK,
-            Transform::Aead(_) => id::AEAD,
+            Transform::Aead(a) => a.suite().id(),
         }
     }
 
@@ -134,7 +138,7 @@ impl Transform {
             Transform::Cts { cipher, .. } => cipher.name(),
             Transform::ChaCha20(_) => "ChaCha20",
             Transform::Speck(_) => "Speck-CTR",
-            Transform::Aead(_) => "ChaCha20-Poly1305",
+            Transform::Aead(a) => a.suite().name(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Transform tests: the spec's vectors (§5.8), round trips, and the AEAD's guarantees.
 
 use super::*;
+
 use crate::random::{OsRandom, Xorshift128Plus};
 
 fn hex(s: &str) -> Vec<u8> {
@@ -117,8 +118,12 @@ fn chacha20_counter_wraps_to_zero() {
 }
 
 fn aead_pair() -> (Transform, Transform) {
+    aead_pair_of(AeadSuite::ChaCha20Poly1305)
+}
+
+fn aead_pair_of(suite: AeadSuite) -> (Transform, Transform) {
     let c = community();
-    let root = RootKey::derive_with_cost(b"secret", &c, 64, 1).expect("kdf");
+    let root = RootKey::derive_suite_with_cost(suite, b"secret", &c, 64, 1).expect("kdf");
     let sender = AeadTransform::new(
         root.clone(),
         Mac([2, 0, 0, 0, 0, 1]),
@@ -145,6 +150,29 @@ fn aead_round_trip_and_replay() {
     );
     assert_eq!(open(&mut rx, &first), Err(TransformError::Replay));
     assert_eq!(open(&mut rx, &second), Err(TransformError::Replay));
+}
+
+/// `-A7`: the same session and replay design with AES-256-GCM; every bit of what it seals is
+/// protected, and the two suites never open each other's packets.
+#[test]
+fn aes_gcm_round_trip_replay_tampering_and_suite_separation() {
+    let (mut tx, mut rx) = aead_pair_of(AeadSuite::Aes256Gcm);
+    assert_eq!((tx.id(), tx.name()), (id::AEAD_GCM, "AES-256-GCM"));
+    let wire = seal(&mut tx, b"through AES-GCM", &mut OsRandom);
+    assert_eq!(wire.len(), 15 + 32);
+    for bit in 0..wire.len() * 8 {
+        let mut w = wire.clone();
+        w[bit / 8] ^= 1 << (bit % 8);
+        assert!(open(&mut rx, &w).is_err(), "flip of bit {bit} accepted");
+    }
+    assert_eq!(open(&mut rx, &wire).expect("opens"), b"through AES-GCM");
+    assert_eq!(open(&mut rx, &wire), Err(TransformError::Replay));
+    // Same -k, other suite: other keys (and another id in the AAD).
+    let (_, mut chacha_rx) = aead_pair_of(AeadSuite::ChaCha20Poly1305);
+    let fresh = seal(&mut tx, b"x", &mut OsRandom);
+    let c = community();
+    let mut w = fresh.clone();
+    assert!(chacha_rx.decrypt(&mut w, &ctx(&c, id::AEAD_GCM)).is_err());
 }
 
 #[test]

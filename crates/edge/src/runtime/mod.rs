@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use n2n_crypto::compress::Codec;
-use n2n_crypto::transform::{AeadTransform, RootKey, id as transform_id};
+use n2n_crypto::transform::{AeadSuite, AeadTransform, RootKey, id as transform_id};
 use n2n_crypto::{HeaderKey, OsRandom, RandomSource, Transform};
 use n2n_daemon::logging::LogHandle;
 use n2n_daemon::{os, unix_micros};
@@ -75,8 +75,13 @@ fn offload_wanted() -> bool {
 /// The sending and the receiving half of the configured transform.
 fn transforms(cfg: &EdgeConfig, mac: Mac) -> Result<(Transform, Transform), RuntimeError> {
     let key = cfg.key.as_deref().map(str::as_bytes);
-    if cfg.transform == transform_id::AEAD {
-        let root = RootKey::derive(key.unwrap_or_default(), &cfg.community)
+    let suite = match cfg.transform {
+        transform_id::AEAD => Some(AeadSuite::ChaCha20Poly1305),
+        transform_id::AEAD_GCM => Some(AeadSuite::Aes256Gcm),
+        _ => None,
+    };
+    if let Some(suite) = suite {
+        let root = RootKey::derive_for(suite, key.unwrap_or_default(), &cfg.community)
             .map_err(|e| RuntimeError::Transform(e.to_string()))?;
         let now = unix_micros() / 1_000_000;
         let tx = AeadTransform::new(root.clone(), mac, now, &mut OsRandom);
