@@ -474,9 +474,11 @@ impl Lab {
     /// A JSON management request (`r 1 edges`) to 127.0.0.1:`port` inside a node: its `row`
     /// objects, parsed.
     pub fn mgmt_rows(&self, node: &str, port: u16, request: &str) -> Vec<serde_json::Value> {
-        self.mgmt(node, port, request)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        // A stream of objects: n2n's edge rows carry newlines between their fields.
+        let text = self.mgmt(node, port, request);
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<serde_json::Value>()
+            .map_while(Result::ok)
             .filter(|v| v["_type"] == "row")
             .collect()
     }

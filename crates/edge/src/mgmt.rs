@@ -1,37 +1,57 @@
-//! The edge's management interface on 127.0.0.1:5644 (spec §8): n2n's text commands and its
-//! JSON API (`edges`, `supernodes`, `timestamps`, `packetstats`, `verbose`, `stop`, …).
+//! The edge's management interface on 127.0.0.1:5644 (spec §8), as n2n's edge_management.c:
+//! the text commands (help, stop, ±verb, the status table) and the JSON API (`edges`,
+//! `supernodes`, `info`, `timestamps`, `packetstats`, `verbose`, `stop`, subscriptions, …),
+//! field for field and datagram for datagram.
 
-use std::sync::atomic::Ordering;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use n2n_daemon::mgmt::{self, MAX_REQUEST, Rows, js};
+use n2n_daemon::mgmt::{self, Kind, Method, Request, Rows, ago, js, secs};
+use n2n_proto::{IpSubnet, Mac};
 
-use crate::datapath::Shared;
+use crate::datapath::{Counters, Shared};
 use crate::events::{Subscriptions, TOPICS};
-use crate::machine::{Details, Edge, KnownSupernode, Selection};
+use crate::machine::{Details, Edge, Known, KnownSupernode, Pending, Selection};
 
 /// What the management API may change.
 #[derive(Debug)]
 pub struct Control {
     pub password_hash: u64,
+    /// n2n's trace level: 0 error … 4 debug (2 normal).
     pub verbosity: u8,
     pub keep_running: bool,
     pub subs: Subscriptions,
 }
 
-const METHODS: [(&str, bool, &str); 12] = [
+/// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
+pub const METHODS: [Method; 12] = [
     ("reload_communities", true, "Reserved for supernode"),
+    ("stop", true, "Gracefully exit edge"),
+    ("verbose", true, "Manage verbosity level"),
     ("communities", false, "Show current community"),
     ("edges", false, "List current edges/peers"),
-    ("help", true, "Show JSON commands"),
-    ("help.events", false, "Show available Subscribe topics"),
+    ("supernodes", false, "List current supernodes"),
     ("info", false, "Provide basic edge information"),
+    ("timestamps", false, "Event timestamps"),
     ("packetstats", false, "traffic counters"),
     ("post.test", false, "send a test event"),
-    ("stop", true, "Gracefully exit edge"),
-    ("supernodes", false, "List current supernodes"),
-    ("timestamps", false, "Event timestamps"),
-    ("verbose", true, "Manage verbosity level"),
+    ("help", true, "Show JSON commands"),
+    ("help.events", false, "Show available Subscribe topics"),
 ];
+
+/// The reply to `help` (and `?`).
+pub const HELP: &str = "Help for edge management console:\n\
+\tstop    | Gracefully exit edge\n\
+\thelp    | This help message\n\
+\t+verb   | Increase verbosity of logging\n\
+\t-verb   | Decrease verbosity of logging\n\
+\tr ...   | start query with JSON reply\n\
+\tw ...   | start update with JSON reply\n\
+\ts ...   | subscribe to event channel JSON reply\n\
+\t<enter> | Display statistics\n\n";
+
+const RULE_DOUBLE: &str = "=============================================================================================================\n";
+const RULE_SINGLE: &str = "-------------------------------------------------------------------------------------------------------------\n";
 
 /// Handles one request datagram from `from`; returns the reply datagrams (messages for other
 /// subscribers go to `ctl.subs.outbox`).
@@ -41,135 +61,247 @@ pub fn handle(
     ctl: &mut Control,
     now_us: u64,
     request: &[u8],
-    from: std::net::SocketAddr,
+    from: SocketAddr,
 ) -> Vec<String> {
-    let text = String::from_utf8_lossy(&request[..request.len().min(MAX_REQUEST)]).into_owned();
-    let text = text.trim_end_matches(['\r', '\n']);
-    if text.starts_with("help") || text.starts_with('?') {
-        return vec!["Help for edge management console:\n\tstop    | Gracefully exit edge\n\thelp    | This help message\n\t+verb   | Increase verbosity of logging\n\t-verb   | Decrease verbosity of logging\n\tr ...   | start query with JSON reply\n\tw ...   | start update with JSON reply\n\ts ...   | subscribe to event channel JSON reply\n\t<enter> | Display statistics\n".into()];
+    if request.starts_with(b"help") || request.starts_with(b"?") {
+        return vec![HELP.into()];
     }
-    if text.starts_with("stop") {
+    if request.starts_with(b"stop") {
         ctl.keep_running = false;
         return Vec::new();
     }
-    if text.starts_with("+verb") {
-        ctl.verbosity = (ctl.verbosity + 1).min(4);
+    if request.starts_with(b"+verb") {
+        ctl.verbosity = ctl.verbosity.saturating_add(1);
         return vec![format!("> +OK traceLevel={}\n", ctl.verbosity)];
     }
-    if text.starts_with("-verb") {
+    if request.starts_with(b"-verb") {
         if ctl.verbosity == 0 {
             return vec!["> -NOK traceLevel=0\n".into()];
         }
         ctl.verbosity -= 1;
         return vec![format!("> -OK traceLevel={}\n", ctl.verbosity)];
     }
-    if text.len() >= 2 && text.as_bytes()[0].is_ascii_lowercase() && text.as_bytes()[1] == b' ' {
-        if text.starts_with("s ") {
-            return subscribe(ctl, text, from);
-        }
-        return json_request(m, shared, ctl, now_us, text);
+    if request.len() >= 2 && request[0].is_ascii_lowercase() && request[1] == b' ' {
+        return json_request(m, shared, ctl, request, from);
     }
     status_table(m, shared, now_us)
 }
 
-fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
-    let ago = |us: u64| {
-        if us == 0 {
-            0
-        } else {
-            now_us.saturating_sub(us) / 1_000_000
-        }
-    };
-    let c = &shared.counters;
-    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut out = Vec::new();
-    if shared.cfg.header_key.is_some() {
-        out.push("COMMUNITY -- header encrypted --\n".to_string());
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// Packets sent through the supernode, as n2n's `tx_sup`: broadcasts count here too.
+fn super_tx(c: &Counters) -> u64 {
+    load(&c.super_tx) + load(&c.super_broadcast_tx)
+}
+
+fn mac_text(mac: &Mac) -> String {
+    if mac.is_null() {
+        String::new()
     } else {
-        out.push(format!("COMMUNITY '{}'\n", m.community()));
+        mac.to_string()
     }
-    out.push(format!(
-        "{:<4} | {:<17} | {:<21} | {}\n",
-        "###", "MAC", "EDGE", "LAST SEEN"
-    ));
-    out.push("SUPERNODE FORWARD\n".into());
-    for (i, (mac, p)) in m.pending().enumerate() {
-        let sock = p.sock.map(|s| s.to_string()).unwrap_or_default();
-        out.push(format!(
-            "{:<4} | {:<17} | {:<21} | {}\n",
-            i + 1,
-            mac.to_string(),
-            sock,
-            ago(p.last_seen_us)
-        ));
+}
+
+/// `a.b.c.d/n`, or empty for address 0 (n2n's ip_subnet_to_str unless net_addr is 0).
+fn subnet_text(s: Option<IpSubnet>) -> String {
+    match s {
+        Some(s) if !s.addr.is_unspecified() => s.to_string(),
+        _ => String::new(),
     }
-    out.push("PEER TO PEER\n".into());
-    for (i, (mac, k)) in m.known().enumerate() {
-        out.push(format!(
-            "{:<4} | {:<17} | {:<21} | {}\n",
-            i + 1,
-            mac.to_string(),
-            k.sock.to_string(),
-            ago(k.last_rx())
-        ));
+}
+
+/// A socket as n2n's sock_to_cstr; an unknown one is all zeros.
+fn sock_text(s: Option<SocketAddr>) -> String {
+    s.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+        .to_string()
+}
+
+/// `%9u` of `now - then` (n2n's time_buf), or empty when `then` is 0.
+fn seen_text(now_us: u64, then_us: u64) -> String {
+    if then_us == 0 {
+        String::new()
+    } else {
+        format!("{:9}", ago(now_us, then_us) as u32)
     }
-    out.push("SUPERNODES\n".into());
-    for (i, sn) in m.supernodes().iter().enumerate() {
-        let sn = sn.addr;
-        let mark = if sn == m.supernode() {
+}
+
+/// Peers in listing order.
+type Listed<'a, T> = Vec<(&'a Mac, &'a T)>;
+
+/// The pending peers, then the known ones, each in MAC order.
+fn peers(m: &Edge) -> (Listed<'_, Pending>, Listed<'_, Known>) {
+    let mut pending: Vec<_> = m.pending().collect();
+    pending.sort_by_key(|(mac, _)| **mac);
+    let mut known: Vec<_> = m.known().collect();
+    known.sort_by_key(|(mac, _)| **mac);
+    (pending, known)
+}
+
+/// The plain-text status: one datagram per peer or supernode row, the headings riding with
+/// the row after them, as n2n sends it.
+fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
+    let c = &shared.counters;
+    let (pending, known) = peers(m);
+    let mut out = Vec::new();
+    let community = if shared.cfg.header_key.is_some() {
+        "-- header encrypted --".to_string()
+    } else {
+        m.community().text().into_owned()
+    };
+    let mut buf = format!(
+        "COMMUNITY '{community}'\n\n ### | TAP             | MAC               | EDGE                  | HINT            | LAST SEEN |     UPTIME\n{RULE_DOUBLE}SUPERNODE FORWARD\n"
+    );
+    let peer_row = |n: usize, mac: &Mac, d: &Details, sock: Option<SocketAddr>, seen: u64| {
+        let tap = match d.dev_addr {
+            Some(a) if !a.addr.is_unspecified() => a.addr.to_string(),
+            _ => String::new(),
+        };
+        format!(
+            "{n:4} | {tap:<15} | {:<17} | {:<21} | {:<15} | {:>9} |\n",
+            mac_text(mac),
+            sock_text(sock),
+            d.desc.text(),
+            seen_text(now_us, seen)
+        )
+    };
+    for (i, (mac, p)) in pending.iter().enumerate() {
+        buf.push_str(&peer_row(i + 1, mac, &p.details, p.sock, p.last_seen_us));
+        out.push(std::mem::take(&mut buf));
+    }
+    buf.push_str(RULE_SINGLE);
+    buf.push_str("PEER TO PEER\n");
+    for (i, (mac, k)) in known.iter().enumerate() {
+        buf.push_str(&peer_row(i + 1, mac, &k.details, Some(k.sock), k.last_rx()));
+        out.push(std::mem::take(&mut buf));
+    }
+    buf.push_str(RULE_SINGLE);
+    buf.push_str("SUPERNODES\n");
+    for sn in m.supernodes() {
+        let current = if sn.addr == m.supernode() {
             if m.waiting_for_supernode() { "." } else { "*" }
         } else {
-            " "
+            ""
         };
-        out.push(format!("{:<4} | {mark} {sn}\n", i + 1));
+        let uptime = if sn.uptime == 0 {
+            String::new()
+        } else {
+            format!("{:10}", sn.uptime)
+        };
+        buf.push_str(&format!(
+            "{:<19} {:>1}{:>1} | {:<17} | {:<21} | {:<15} | {:>9} | {:>10}\n",
+            sn.version.text(),
+            if sn.purgeable { "" } else { "l" },
+            current,
+            sn.mac.as_ref().map(mac_text).unwrap_or_default(),
+            sn.addr,
+            selection_text(m, sn),
+            seen_text(now_us, sn.last_seen_us),
+            uptime
+        ));
+        out.push(std::mem::take(&mut buf));
     }
-    out.push(format!("uptime {} | pend_peers {} | known_peers {} | transop {},{} | super {},{} | p2p {},{} | last_super {} sec ago | last_p2p {} sec ago\n",
-        ago(m.start_us()), m.pending().count(), m.known().count(), get(&c.transop_tx), get(&c.transop_rx),
-        get(&c.super_tx) + get(&c.super_broadcast_tx), get(&c.super_rx), get(&c.p2p_tx), get(&c.p2p_rx),
-        ago(m.stats().last_super_us), ago(m.stats().last_p2p_us)));
-    out.push("\nType \"help\" to see more commands.\n\n".into());
+    buf.push_str(RULE_DOUBLE);
+    buf.push_str(&format!(
+        "uptime {} | pend_peers {} | known_peers {} | transop {},{}\n",
+        ago(now_us, m.start_us()),
+        pending.len(),
+        known.len(),
+        load(&c.transop_tx) as u32,
+        load(&c.transop_rx) as u32
+    ));
+    buf.push_str(&format!(
+        "super {},{} | p2p {},{}\n",
+        super_tx(c) as u32,
+        load(&c.super_rx) as u32,
+        load(&c.p2p_tx) as u32,
+        load(&c.p2p_rx) as u32
+    ));
+    buf.push_str(&format!(
+        "last_super {} sec ago | last_p2p {} sec ago\n",
+        ago(now_us, m.stats().last_super_us),
+        ago(now_us, m.stats().last_p2p_us)
+    ));
+    buf.push_str("\nType \"help\" to see more commands.\n\n");
+    out.push(buf);
     out
 }
 
-/// The `selection` field as n2n prints it: empty for the default/good/bad placeholders.
-fn selection_text(m: &Edge, sn: &KnownSupernode, current: bool) -> String {
+/// The `selection` field as n2n's sn_selection_criterion_str (at most 15 characters): empty
+/// for the default/good/bad placeholders.
+fn selection_text(m: &Edge, sn: &KnownSupernode) -> String {
     if sn.criterion >= u64::MAX >> 2 {
         return String::new();
     }
-    match m.selection() {
+    let mut s = match m.selection() {
         Selection::Load => format!("load = {:8}", sn.criterion),
         Selection::Rtt => format!("rtt = {:6} ms", sn.criterion),
-        Selection::Mac if current => "active".into(),
+        Selection::Mac if sn.criterion == 0 => String::new(),
+        Selection::Mac if sn.addr == m.supernode() => "active".into(),
         Selection::Mac => "standby".into(),
-    }
-}
-
-/// `s <tag>:1:<password> <topic>`.
-fn subscribe(ctl: &mut Control, text: &str, from: std::net::SocketAddr) -> Vec<String> {
-    match mgmt::parse_in(text, ctl.password_hash, &TOPICS, "unknowntopic") {
-        Ok(req) => ctl.subs.subscribe(req.method, &req.tag, from),
-        Err(reply) => reply,
-    }
+    };
+    s.truncate(15);
+    s
 }
 
 fn json_request(
     m: &Edge,
     shared: &Shared,
     ctl: &mut Control,
-    now_us: u64,
-    text: &str,
+    request: &[u8],
+    from: SocketAddr,
 ) -> Vec<String> {
-    let req = match mgmt::parse(text, ctl.password_hash, &METHODS) {
+    let req = match mgmt::parse(request, ctl.password_hash) {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let (tag, method) = (req.tag.as_str(), req.method);
-    let secs = |us: u64| us / 1_000_000;
-    let mut rows = Rows::new(tag, method);
+    if req.kind == Kind::Subscribe {
+        return subscribe(ctl, &req, from);
+    }
+    if let Err(reply) = mgmt::lookup(&req, &METHODS) {
+        return reply;
+    }
+    let mut rows = Rows::new(&req.tag, &req.method);
+    method(m, shared, ctl, &req, from, &mut rows);
+    rows.end()
+}
+
+/// `s <tag>:1:<password> <topic>`: the replaced subscriber hears first, as in n2n.
+fn subscribe(ctl: &mut Control, req: &Request, from: SocketAddr) -> Vec<String> {
+    if !TOPICS.iter().any(|t| t.0 == req.method) {
+        return mgmt::error(&req.tag, "unknowntopic");
+    }
+    let queued = ctl.subs.outbox.len();
+    let replies = ctl.subs.subscribe(&req.method, &req.tag, from);
+    let mut out = take_for(&mut ctl.subs, queued, from);
+    out.extend(replies);
+    out
+}
+
+/// Moves the lines queued since `queued` for `to` out of the outbox, so that they reach the
+/// requester in sequence with its replies.
+fn take_for(subs: &mut Subscriptions, queued: usize, to: SocketAddr) -> Vec<String> {
+    let new = subs.outbox.split_off(queued.min(subs.outbox.len()));
+    let (mine, others): (Vec<_>, Vec<_>) = new.into_iter().partition(|(a, _)| *a == to);
+    subs.outbox.extend(others);
+    mine.into_iter().map(|(_, line)| line).collect()
+}
+
+fn method(
+    m: &Edge,
+    shared: &Shared,
+    ctl: &mut Control,
+    req: &Request,
+    from: SocketAddr,
+    rows: &mut Rows<'_>,
+) {
     let c = &shared.counters;
-    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    match method {
-        "help" => return mgmt::help_rows(tag, &METHODS),
+    if mgmt::stop_or_verbose(req, rows, &mut ctl.keep_running, &mut ctl.verbosity) {
+        return;
+    }
+    match req.method.as_str() {
+        "help" => mgmt::help_rows(rows, &METHODS),
         "help.events" => {
             for fields in ctl.subs.help_fields() {
                 rows.row(&fields);
@@ -177,32 +309,48 @@ fn json_request(
         }
         "post.test" => {
             rows.row("\"sending\":\"test\"");
-            let text = req.arg.unwrap_or("");
+            // n2n prints a missing argument with printf's "(null)".
+            let text = req.arg.as_deref().unwrap_or("(null)");
+            let queued = ctl.subs.outbox.len();
             ctl.subs.post("test", &format!("\"test\":{}", js(text)));
-        }
-        "stop" | "verbose" => {
-            let fields = mgmt::stop_or_verbose(&req, &mut ctl.keep_running, &mut ctl.verbosity)
-                .unwrap_or_default();
-            rows.row(&fields);
+            for line in take_for(&mut ctl.subs, queued, from) {
+                rows.raw(line);
+            }
         }
         "communities" => {
             if shared.cfg.header_key.is_some() {
-                return mgmt::error(tag, "noaccess");
+                rows.error("noaccess");
+            } else {
+                rows.row(&format!("\"community\":{}", js(&m.community().text())));
             }
-            rows.row(&format!("\"community\":{}", js(&m.community().text())));
         }
         "edges" => {
-            let addr = |d: &Details| d.dev_addr.map(|a| a.to_string()).unwrap_or_default();
-            for (mac, p) in m.pending() {
-                let sock = p.sock.map(|s| s.to_string()).unwrap_or_default();
-                rows.row(&format!("\"mode\":\"pSp\",\"ip4addr\":{},\"purgeable\":1,\"local\":0,\"macaddr\":{},\"sockaddr\":{},\"desc\":{},\"last_p2p\":0,\"last_sent_query\":{},\"last_seen\":{}",
-                    js(&addr(&p.details)), js(&mac.to_string()), js(&sock), js(&p.details.desc.text()), secs(p.last_query_us), secs(p.last_seen_us)));
+            let (pending, known) = peers(m);
+            for (mac, p) in pending {
+                rows.row(&edge_fields(
+                    "pSp",
+                    mac,
+                    &p.details,
+                    0,
+                    p.sock,
+                    0,
+                    p.last_query_us,
+                    p.last_seen_us,
+                ));
             }
-            for (mac, k) in m.known() {
-                // "local": the path was found on the LAN (multicast or the preferred socket).
+            for (mac, k) in known {
+                // "local": the path was found on the LAN.
                 let local = u8::from(k.cookie >= n2n_proto::cookie::MCAST);
-                rows.row(&format!("\"mode\":\"p2p\",\"ip4addr\":{},\"purgeable\":1,\"local\":{local},\"macaddr\":{},\"sockaddr\":{},\"desc\":{},\"last_p2p\":{},\"last_sent_query\":0,\"last_seen\":{}",
-                    js(&addr(&k.details)), js(&mac.to_string()), js(&k.sock.to_string()), js(&k.details.desc.text()), secs(k.last_rx()), secs(k.last_rx())));
+                rows.row(&edge_fields(
+                    "p2p",
+                    mac,
+                    &k.details,
+                    local,
+                    Some(k.sock),
+                    k.last_rx(),
+                    0,
+                    k.last_rx(),
+                ));
             }
         }
         "supernodes" => {
@@ -212,26 +360,32 @@ fn json_request(
                 } else {
                     0
                 };
-                let mac = sn.mac.map(|x| x.to_string()).unwrap_or_default();
-                rows.row(&format!("\"version\":{},\"purgeable\":{},\"current\":{current},\"macaddr\":{},\"sockaddr\":{},\"selection\":{},\"last_seen\":{},\"uptime\":{}",
-                    js(&sn.version.text()), u8::from(sn.purgeable), js(&mac), js(&sn.addr.to_string()),
-                    js(&selection_text(m, sn, current == 1)), secs(sn.last_seen_us), sn.uptime));
+                rows.row(&format!(
+                    "\"version\":{},\"purgeable\":{},\"current\":{current},\"macaddr\":{},\"sockaddr\":{},\"selection\":{},\"last_seen\":{},\"uptime\":{}",
+                    js(&sn.version.text()),
+                    u8::from(sn.purgeable),
+                    js(&sn.mac.as_ref().map(mac_text).unwrap_or_default()),
+                    js(&sn.addr.to_string()),
+                    js(&selection_text(m, sn)),
+                    secs(sn.last_seen_us),
+                    sn.uptime
+                ));
             }
         }
         "info" => {
             let (ip, mask) = match m.dev_addr() {
-                Some(a) => (
-                    a.addr.to_string(),
-                    std::net::Ipv4Addr::from(a.netmask()).to_string(),
-                ),
-                None => (String::new(), String::new()),
+                Some(a) => (a.addr, Ipv4Addr::from(a.netmask())),
+                None => (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
             };
+            // n2n shows its preferred local socket (`-e`, else 0.0.0.0) with the local port;
+            // neither is known here.
             rows.row(&format!(
-                "\"version\":{},\"macaddr\":{},\"ip4addr\":{},\"ip4netmask\":{},\"sockaddr\":\"\"",
+                "\"version\":{},\"macaddr\":{},\"ip4addr\":{},\"ip4netmask\":{},\"sockaddr\":{}",
                 js(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
-                js(&m.mac().to_string()),
-                js(&ip),
-                js(&mask)
+                js(&mac_text(&m.mac())),
+                js(&ip.to_string()),
+                js(&mask.to_string()),
+                js(&sock_text(None))
             ));
         }
         "timestamps" => {
@@ -243,28 +397,48 @@ fn json_request(
             ));
         }
         "packetstats" => {
+            let stat = |kind: &str, tx: u64, rx: u64| {
+                format!(
+                    "\"type\":\"{kind}\",\"tx_pkt\":{},\"rx_pkt\":{}",
+                    tx as u32, rx as u32
+                )
+            };
+            // transop is an unsigned long in n2n, the others unsigned ints.
             rows.row(&format!(
                 "\"type\":\"transop\",\"tx_pkt\":{},\"rx_pkt\":{}",
-                get(&c.transop_tx),
-                get(&c.transop_rx)
+                load(&c.transop_tx),
+                load(&c.transop_rx)
             ));
-            rows.row(&format!(
-                "\"type\":\"p2p\",\"tx_pkt\":{},\"rx_pkt\":{}",
-                get(&c.p2p_tx),
-                get(&c.p2p_rx)
-            ));
-            rows.row(&format!(
-                "\"type\":\"super\",\"tx_pkt\":{},\"rx_pkt\":{}",
-                get(&c.super_tx),
-                get(&c.super_rx)
-            ));
-            rows.row(&format!(
-                "\"type\":\"super_broadcast\",\"tx_pkt\":{},\"rx_pkt\":0",
-                get(&c.super_broadcast_tx)
-            ));
+            rows.row(&stat("p2p", load(&c.p2p_tx), load(&c.p2p_rx)));
+            rows.row(&stat("super", super_tx(c), load(&c.super_rx)));
+            // Broadcasts received through the supernode are not counted apart (yet).
+            rows.row(&stat("super_broadcast", load(&c.super_broadcast_tx), 0));
         }
-        _ => return mgmt::error(tag, "unimplemented"),
+        // reload_communities
+        _ => rows.error("unimplemented"),
     }
-    let _ = now_us;
-    rows.end()
+}
+
+/// One `edges` row, as n2n's mgmt_edges_row (with its two line breaks inside the object).
+#[allow(clippy::too_many_arguments)]
+fn edge_fields(
+    mode: &str,
+    mac: &Mac,
+    d: &Details,
+    local: u8,
+    sock: Option<SocketAddr>,
+    last_p2p_us: u64,
+    last_query_us: u64,
+    last_seen_us: u64,
+) -> String {
+    format!(
+        "\"mode\":\"{mode}\",\"ip4addr\":{},\"purgeable\":1,\"local\":{local},\"macaddr\":{},\"sockaddr\":{},\"desc\":{},\"last_p2p\":{},\n\"last_sent_query\":{},\n\"last_seen\":{}",
+        js(&subnet_text(d.dev_addr)),
+        js(&mac_text(mac)),
+        js(&sock_text(sock)),
+        js(&d.desc.text()),
+        secs(last_p2p_us),
+        secs(last_query_us),
+        secs(last_seen_us)
+    )
 }

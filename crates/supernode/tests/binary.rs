@@ -467,12 +467,13 @@ fn survives_hostile_datagrams_with_bounded_memory() {
         "only {reg_rx} registrations were processed"
     );
     let edges = mgmt(sn.mgmt, "\n").concat();
+    // n2n's status line: "uptime N | edges N | reg_sup N | …".
     let count: usize = edges
-        .lines()
-        .find(|l| l.starts_with("edges"))
-        .and_then(|l| l.split_whitespace().nth(1))
+        .split("| edges ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .expect("edges line");
+        .expect("edges field");
     assert!(count <= 2000, "registry exceeded its bound: {count}");
     let after = rss_kib(sn.child.id());
     assert!(
