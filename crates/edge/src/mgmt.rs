@@ -412,7 +412,11 @@ fn method(
             rows.row(&stat("p2p", load(&c.p2p_tx), load(&c.p2p_rx)));
             rows.row(&stat("super", super_tx(c), load(&c.super_rx)));
             // Broadcasts received through the supernode are not counted apart (yet).
-            rows.row(&stat("super_broadcast", load(&c.super_broadcast_tx), 0));
+            rows.row(&stat(
+                "super_broadcast",
+                load(&c.super_broadcast_tx),
+                load(&c.super_broadcast_rx),
+            ));
         }
         // reload_communities
         _ => rows.error("unimplemented"),

@@ -151,6 +151,7 @@ pub struct Counters {
     pub super_tx: AtomicU64,
     pub super_rx: AtomicU64,
     pub super_broadcast_tx: AtomicU64,
+    pub super_broadcast_rx: AtomicU64,
     pub dropped: AtomicU64,
 }
 

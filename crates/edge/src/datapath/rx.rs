@@ -197,6 +197,16 @@ impl Rx {
                 Err(_) => return self.drop_one(),
             }
         };
+        // Counted on receipt, as n2n (before the filters and the TAP write).
+        Counters::bump(&shared.counters.transop_rx);
+        let sender = Sender {
+            mac: p.src_mac,
+            from,
+            flags: d.flags,
+            sock: p.sock,
+            unicast: !p.dst_mac.is_multi_or_broadcast(),
+        };
+        account(shared, &snap, &mut self.hints, &self.events, sender, now);
         let plain = &buf[at..at + len];
         if len < 14
             || multicast_blocked(&dst_mac(plain), cfg.multicast)
@@ -214,15 +224,6 @@ impl Rx {
             debug!(error = %e, "TAP write failed");
             return;
         }
-        Counters::bump(&shared.counters.transop_rx);
-        let sender = Sender {
-            mac: p.src_mac,
-            from,
-            flags: d.flags,
-            sock: p.sock,
-            unicast: !p.dst_mac.is_multi_or_broadcast(),
-        };
-        account(shared, &snap, &mut self.hints, &self.events, sender, now);
         trace!(src = %p.src_mac, %from, len, "frame received");
     }
 }
@@ -256,6 +257,9 @@ fn account(
     let c = &shared.counters;
     if flags.contains(Flags::FROM_SUPERNODE) {
         Counters::bump(&c.super_rx);
+        if !unicast {
+            Counters::bump(&c.super_broadcast_rx);
+        }
         if let Some(sock) = sock.filter(|s| !s.is_loopback())
             && !snap.peers.contains_key(&src)
             && hints.allow(src, now)

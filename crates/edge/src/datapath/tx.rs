@@ -40,12 +40,19 @@ pub fn send_frame(
         let ok = link.send(&buf[range]);
         if ok {
             Counters::bump(&shared.counters.transop_tx);
+            if dst.is_multi_or_broadcast() {
+                Counters::bump(&shared.counters.super_broadcast_tx);
+            }
         }
         return ok;
     }
     match udp.send_to(&buf[range], to) {
         Ok(_) => {
             Counters::bump(&shared.counters.transop_tx);
+            if dst.is_multi_or_broadcast() {
+                // n2n counts its gratuitous ARPs as broadcasts through the supernode.
+                Counters::bump(&shared.counters.super_broadcast_tx);
+            }
             true
         }
         Err(e) => {

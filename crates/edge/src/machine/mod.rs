@@ -608,10 +608,9 @@ impl Edge {
             self.dynamic_key = Some(Box::new(key.header_key()));
         }
         if from == self.supernode() {
+            // Alive; its `last_seen` (management) comes from PONGs only, as n2n.
             self.heard_from_supernode(now_us);
-            let s = &mut self.sns[self.sn_index];
-            s.last_seen_us = now_us;
-            s.mac = Some(ack.src_mac);
+            self.sns[self.sn_index].mac = Some(ack.src_mac);
         }
         self.learn_supernodes(&ack.supernodes);
         self.sn_wait = false;
