@@ -220,8 +220,8 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
     ));
     buf.push_str(&format!(
         "last_super {} sec ago | last_p2p {} sec ago\n",
-        ago(now_us, m.stats().last_super_us),
-        ago(now_us, m.stats().last_p2p_us)
+        ago(now_us, last_super(m, shared)),
+        ago(now_us, last_p2p(shared))
     ));
     buf.push_str("\nType \"help\" to see more commands.\n\n");
     out.push(buf);
@@ -392,8 +392,8 @@ fn method(
             rows.row(&format!(
                 "\"start_time\":{},\"last_super\":{},\"last_p2p\":{}",
                 secs(m.start_us()),
-                secs(m.stats().last_super_us),
-                secs(m.stats().last_p2p_us)
+                secs(last_super(m, shared)),
+                secs(last_p2p(shared))
             ));
         }
         "packetstats" => {
@@ -445,4 +445,15 @@ fn edge_fields(
         secs(last_query_us),
         secs(last_seen_us)
     )
+}
+
+/// n2n's `last_sup`: the last ACK or PACKET from a supernode.
+fn last_super(m: &Edge, shared: &Shared) -> u64 {
+    let relayed = shared.counters.last_super_rx_us.load(Ordering::Relaxed);
+    m.stats().last_super_us.max(relayed)
+}
+
+/// n2n's `last_p2p`: the last PACKET received directly from a peer.
+fn last_p2p(shared: &Shared) -> u64 {
+    shared.counters.last_p2p_rx_us.load(Ordering::Relaxed)
 }

@@ -215,6 +215,8 @@ fn shared(header_encryption: bool) -> Shared {
     c.super_tx.store(3, Ordering::Relaxed);
     c.super_rx.store(5, Ordering::Relaxed);
     c.super_broadcast_tx.store(3, Ordering::Relaxed);
+    // A PACKET came directly from a peer 10 s after the start.
+    c.last_p2p_rx_us.store(T0 + 10_000_000, Ordering::Relaxed);
     shared
 }
 
@@ -335,7 +337,7 @@ fn read_methods_pin_the_reference_rows() {
         b.ask("r 5 supernodes"),
         &lines(&[
             r#"{"_tag":"5","_type":"begin","cmd":"supernodes"}"#,
-            r#"{"_tag":"5","_type":"row","version":"","purgeable":0,"current":1,"macaddr":"02:00:00:00:00:F1","sockaddr":"198.18.0.1:7654","selection":"","last_seen":1800000001,"uptime":0}"#,
+            r#"{"_tag":"5","_type":"row","version":"","purgeable":0,"current":1,"macaddr":"02:00:00:00:00:F1","sockaddr":"198.18.0.1:7654","selection":"","last_seen":0,"uptime":0}"#,
             r#"{"_tag":"5","_type":"row","version":"3.1.1-sn2","purgeable":1,"current":0,"macaddr":"02:00:00:00:00:F2","sockaddr":"198.18.0.2:7654","selection":"load =        5","last_seen":1800000005,"uptime":77}"#,
             r#"{"_tag":"5","_type":"end","cmd":"supernodes"}"#,
         ]),
@@ -597,7 +599,7 @@ fn text_commands_as_the_reference() {
         "COMMUNITY 'test'\n\n ### | TAP             | MAC               | EDGE                  | HINT            | LAST SEEN |     UPTIME\n=============================================================================================================\nSUPERNODE FORWARD\n   1 |                 | 02:00:00:00:00:04 | 198.18.1.4:50004      |                 |        15 |\n",
         "   2 |                 | 02:00:00:00:00:05 | 0.0.0.0:0             |                 |        18 |\n",
         "-------------------------------------------------------------------------------------------------------------\nPEER TO PEER\n   1 | 10.0.0.3        | 02:00:00:00:00:03 | 198.18.1.3:50003      | three           |        10 |\n",
-        "-------------------------------------------------------------------------------------------------------------\nSUPERNODES\n                    l* | 02:00:00:00:00:F1 | 198.18.0.1:7654       |                 |        29 |           \n",
+        "-------------------------------------------------------------------------------------------------------------\nSUPERNODES\n                    l* | 02:00:00:00:00:F1 | 198.18.0.1:7654       |                 |           |           \n",
         "3.1.1-sn2              | 02:00:00:00:00:F2 | 198.18.0.2:7654       | load =        5 |        25 |         77\n",
         "=============================================================================================================\nuptime 30 | pend_peers 2 | known_peers 1 | transop 17,13\nsuper 6,5 | p2p 11,7\nlast_super 29 sec ago | last_p2p 20 sec ago\n\nType \"help\" to see more commands.\n\n",
     ]
@@ -638,6 +640,7 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
         &shared.counters.p2p_tx,
         &shared.counters.super_tx,
         &shared.counters.super_broadcast_tx,
+        &shared.counters.last_p2p_rx_us,
     ] {
         c.store(0, Ordering::Relaxed);
     }

@@ -152,6 +152,10 @@ pub struct Counters {
     pub super_rx: AtomicU64,
     pub super_broadcast_tx: AtomicU64,
     pub super_broadcast_rx: AtomicU64,
+    /// Last PACKET relayed by a supernode / received directly (unix µs), as n2n's
+    /// `last_sup` (also refreshed by ACKs) and `last_p2p`.
+    pub last_super_rx_us: AtomicU64,
+    pub last_p2p_rx_us: AtomicU64,
     pub dropped: AtomicU64,
 }
 

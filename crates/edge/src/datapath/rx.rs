@@ -257,6 +257,7 @@ fn account(
     let c = &shared.counters;
     if flags.contains(Flags::FROM_SUPERNODE) {
         Counters::bump(&c.super_rx);
+        c.last_super_rx_us.fetch_max(now, Ordering::Relaxed);
         if !unicast {
             Counters::bump(&c.super_broadcast_rx);
         }
@@ -273,6 +274,7 @@ fn account(
         return;
     }
     Counters::bump(&c.p2p_rx);
+    c.last_p2p_rx_us.fetch_max(now, Ordering::Relaxed);
     match snap.peers.get(&src) {
         Some(r) if r.sock == from => {
             r.last_rx.fetch_max(now, Ordering::Relaxed);

@@ -102,7 +102,9 @@ impl Edge {
     pub(super) fn start_supernodes(&mut self, now_us: u64) {
         self.watch.next_sweep_us = now_us + SWEEP_US;
         self.watch.heard_us = now_us;
-        if self.sns.len() > 1 && !self.cfg.tcp {
+        // n2n skips the PING phase over TCP and with user/password (its PINGs could not be
+        // read before the dynamic key is known).
+        if self.sns.len() > 1 && !self.cfg.tcp && self.cfg.user.is_none() {
             self.watch.bootstrap_until_us = Some(now_us + BOOTSTRAP_PING_US);
             self.ping_supernodes(now_us, PINGS_FIRST);
         } else {
