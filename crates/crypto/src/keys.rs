@@ -20,8 +20,14 @@ pub fn x25519(scalar: [u8; 32], point: [u8; 32]) -> [u8; 32] {
 
 /// A user's private key: `H256(H256(password)) XOR H256(username)`.
 pub fn user_private_key(username: &str, password: &str) -> [u8; 32] {
+    user_private_key_raw(username.as_bytes(), password)
+}
+
+/// The same with the user name as raw bytes (the edge's 15-byte description field, which may
+/// cut a character in two, as n2n's does).
+pub fn user_private_key_raw(username: &[u8], password: &str) -> [u8; 32] {
     let mut k = pearson_hash_256(&pearson_hash_256(password.as_bytes()));
-    for (a, b) in k.iter_mut().zip(pearson_hash_256(username.as_bytes())) {
+    for (a, b) in k.iter_mut().zip(pearson_hash_256(username)) {
         *a ^= b;
     }
     k

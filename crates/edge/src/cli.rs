@@ -394,10 +394,9 @@ impl EdgeConfig {
                     })?,
                     None => UserCredentials::default_federation_key(),
                 };
-                // The user name is the description (-I), as in n2n.
-                let user = desc.text().into_owned();
+                // The user name is the description (-I) field, as in n2n.
                 Some(UserLogin {
-                    credentials: UserCredentials::new(&user, &password, &federation),
+                    credentials: UserCredentials::new(desc.as_bytes(), &password, &federation),
                     default_federation: a.federation_key.is_none(),
                 })
             }

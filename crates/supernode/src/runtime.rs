@@ -102,9 +102,10 @@ pub async fn run(
                     sn.count_tcp_refused(lost);
                     send(&udp, &state, &mut batch).await;
                 }
-                TcpEvent::Closed { peer, bad } => {
-                    tcp.closed(peer);
-                    sn.connection_closed(peer);
+                TcpEvent::Closed { peer, id, bad } => {
+                    if tcp.closed(peer, id) {
+                        sn.connection_closed(peer);
+                    }
                     if bad {
                         debug!(%peer, "TCP connection dropped: bad framing");
                         sn.count_tcp_refused(1);
@@ -117,7 +118,7 @@ pub async fn run(
                 for reply in mgmt::handle(&mut sn, &mut ctl, unix_micros(), &mbuf[..n]) {
                     let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                 }
-                send_all(&udp, &ctl.out).await;
+                send_all(&udp, &tcp, &ctl.out).await;
                 ctl.out.clear();
                 if ctl.verbosity != before && let Some(l) = &log {
                     l.set_verbosity(ctl.verbosity);
@@ -129,18 +130,18 @@ pub async fn run(
             }
             _ = tokio::time::sleep(Duration::from_micros(wait)) => {
                 sn.handle_timeout(unix_micros(), &mut out);
-                send_all(&udp, &out).await;
+                send_all(&udp, &tcp, &out).await;
             }
             Some(addr) = anchor_rx.recv() => {
                 sn.add_anchor(unix_micros(), addr, &mut out);
-                send_all(&udp, &out).await;
+                send_all(&udp, &tcp, &out).await;
             }
             _ = hangup.recv() => {
                 match mgmt::reload(&mut sn, &mut ctl, unix_micros()) {
                     Ok(()) => info!("community list reloaded"),
                     Err(e) => warn!("{e}"),
                 }
-                send_all(&udp, &ctl.out).await;
+                send_all(&udp, &tcp, &ctl.out).await;
                 ctl.out.clear();
             }
             _ = &mut shutdown => {
@@ -206,10 +207,14 @@ async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Socket
     }
 }
 
-/// Sends what a timer or an anchor produced (a few datagrams: no batching).
-async fn send_all(udp: &UdpSocket, out: &Outbox) {
+/// Sends what a timer, an anchor or management produced (a few datagrams: no batching);
+/// `-S2` edges get theirs over their connection.
+async fn send_all(udp: &UdpSocket, tcp: &TcpEdges, out: &Outbox) {
     for t in out.transmits() {
         for &dst in &t.dests {
+            if tcp.send(dst, &t.data).is_some() {
+                continue;
+            }
             if let Err(e) = udp.send_to(&t.data, dst).await {
                 debug!(%dst, error = %e, "send failed");
             }

@@ -23,9 +23,10 @@ const QUEUE: usize = 256;
 #[derive(Debug)]
 pub enum TcpEvent {
     Message(SocketAddr, Vec<u8>),
-    /// The connection ended; `bad` when the peer sent garbage or an oversized frame.
+    /// The connection `id` ended; `bad` when the peer sent garbage or an oversized frame.
     Closed {
         peer: SocketAddr,
+        id: u64,
         bad: bool,
     },
 }
@@ -33,8 +34,11 @@ pub enum TcpEvent {
 /// The open connections, by the peer's address.
 #[derive(Debug, Default)]
 pub struct TcpEdges {
-    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Each connection with its id: a peer that reconnects from the same address gets a new
+    /// one, so the old connection's late `Closed` cannot take the new one down.
+    conns: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
     per_source: HashMap<IpAddr, usize>,
+    next_id: u64,
 }
 
 impl TcpEdges {
@@ -45,32 +49,45 @@ impl TcpEdges {
         peer: SocketAddr,
         events: mpsc::Sender<TcpEvent>,
     ) -> bool {
+        if let Some((old, _)) = self.conns.get(&peer) {
+            // The same address again: the old connection is replaced (its task ends when its
+            // queue's sender goes).
+            let old = *old;
+            self.closed(peer, old);
+        }
         let from_source = self.per_source.get(&peer.ip()).copied().unwrap_or(0);
         if self.conns.len() >= MAX_CONNECTIONS || from_source >= MAX_PER_SOURCE {
             return false;
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        self.conns.insert(peer, tx);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conns.insert(peer, (id, tx));
         *self.per_source.entry(peer.ip()).or_default() += 1;
-        tokio::spawn(connection(stream, peer, events, rx));
+        tokio::spawn(connection(stream, peer, id, events, rx));
         true
     }
 
-    pub fn closed(&mut self, peer: SocketAddr) {
-        if self.conns.remove(&peer).is_some()
-            && let Some(n) = self.per_source.get_mut(&peer.ip())
-        {
+    /// Forgets connection `id` of `peer`; `false` if that connection was already replaced
+    /// (then its edge belongs to the new one).
+    pub fn closed(&mut self, peer: SocketAddr, id: u64) -> bool {
+        if self.conns.get(&peer).is_none_or(|(i, _)| *i != id) {
+            return false;
+        }
+        self.conns.remove(&peer);
+        if let Some(n) = self.per_source.get_mut(&peer.ip()) {
             *n -= 1;
             if *n == 0 {
                 self.per_source.remove(&peer.ip());
             }
         }
+        true
     }
 
     /// Queues `data` for `dst` if it is a TCP peer: `None` if it is not, `Some(false)` if its
     /// queue is full (the message is dropped).
     pub fn send(&self, dst: SocketAddr, data: &[u8]) -> Option<bool> {
-        let conn = self.conns.get(&dst)?;
+        let (_, conn) = self.conns.get(&dst)?;
         let Ok(prefix) = encode_prefix(data.len()) else {
             return Some(false);
         };
@@ -93,6 +110,7 @@ impl TcpEdges {
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    id: u64,
     events: mpsc::Sender<TcpEvent>,
     mut outgoing: mpsc::Receiver<Vec<u8>>,
 ) {
@@ -130,5 +148,5 @@ async fn connection(
             },
         }
     };
-    let _ = events.send(TcpEvent::Closed { peer, bad }).await;
+    let _ = events.send(TcpEvent::Closed { peer, id, bad }).await;
 }

@@ -129,6 +129,7 @@ impl DataConfig {
             return Some(whole(Some(stamp)));
         }
         let body = data.len().checked_sub(16)?;
+        key.probe(&data[..body])?;
         let hash = n2n_crypto::pearson::pearson_hash_128(&data[..body]);
         let stamp = key.open(&mut data[..body], &self.community, now_us).ok()?;
         let mut trailer = [0u8; 16];

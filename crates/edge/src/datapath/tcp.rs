@@ -48,6 +48,10 @@ impl TcpLink {
     }
 }
 
+/// A write to the supernode that takes longer ends the connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a quiet connection checks that its supernode is still the current one.
+const RECHECK: Duration = Duration::from_secs(1);
 /// Backoff between connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -71,6 +75,10 @@ pub fn run_link(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // A stalled supernode must not hold the senders (the TAP thread, the control loop)
+        // for long: a write that cannot finish in 2 s ends the connection.
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let _ = stream.set_read_timeout(Some(RECHECK));
         let Ok(reader) = stream.try_clone() else {
             continue;
         };
@@ -78,25 +86,49 @@ pub fn run_link(
         tracing::info!(supernode = %to, "connected to the supernode over TCP");
         backoff = BACKOFF_MIN;
         connected(to);
-        read_until_closed(reader, to, &mut buf, &mut message, &mut on_message);
+        let mut still_current = || target() == Some(to);
+        read_until_closed(
+            reader,
+            to,
+            &mut buf,
+            &mut message,
+            &mut on_message,
+            &mut still_current,
+        );
         link.set(None);
         tracing::warn!(supernode = %to, "the TCP connection to the supernode closed; reconnecting");
         std::thread::sleep(backoff);
     }
 }
 
+/// Reads until the connection closes, or the machine moved to another supernode (checked
+/// whenever the connection has been quiet for [`RECHECK`]).
 fn read_until_closed(
     mut reader: TcpStream,
     from: SocketAddr,
     buf: &mut [u8],
     message: &mut [u8; MAX_TCP_MESSAGE],
     on_message: &mut impl FnMut(&mut [u8], SocketAddr),
+    still_current: &mut impl FnMut() -> bool,
 ) {
     let mut deframer = Deframer::default();
     loop {
         let n = match reader.read(buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if still_current() {
+                    continue;
+                }
+                let _ = reader.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Err(_) => return,
         };
         let ok = deframer.push(&buf[..n], |m| {
             message[..m.len()].copy_from_slice(m);

@@ -32,6 +32,8 @@ pub const MAX_PEERS: usize = 4096;
 /// Senders whose control-message time stamps are tracked; the table is cleared when full.
 const MAX_STAMP_SLOTS: usize = 4096;
 
+/// RE_REGISTER_SUPER is obeyed at most this soon after our last registration.
+const RE_REGISTER_MIN_US: u64 = 1_000_000;
 /// Attempts before switching to the next supernode (N2N_EDGE_SUP_ATTEMPTS).
 const SUP_ATTEMPTS: u32 = 3;
 /// Peers and pending registrations expire after this long (REGISTRATION_TIMEOUT).
@@ -540,8 +542,14 @@ impl Edge {
                     }
                 }
             }
-            Message::ReRegisterSuper if from_sn && self.cfg.user.is_some() => {
-                // The supernode's keys change: register again now (spec §7.3).
+            Message::ReRegisterSuper
+                if from_sn
+                    && self.cfg.user.is_some()
+                    && from == self.supernode()
+                    && now_us >= self.last_sn_request_us + RE_REGISTER_MIN_US =>
+            {
+                // The supernode's keys change: register again now (spec §7.3); at most once a
+                // second, so a stream of them cannot keep every ACK stale.
                 debug!("the supernode asks us to register again");
                 self.register_super(now_us);
             }

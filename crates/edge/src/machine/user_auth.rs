@@ -2,7 +2,7 @@
 //! REGISTER_SUPER (public key and a fresh encrypted challenge), the trailer after it, and the
 //! supernode's answer that proves it knows our secret and hands over the dynamic header key.
 
-use n2n_crypto::keys::{private_key_from_text, public_key, shared_secret, user_private_key};
+use n2n_crypto::keys::{private_key_from_text, public_key, shared_secret, user_private_key_raw};
 use n2n_crypto::pearson::pearson_hash_128;
 use n2n_crypto::speck::Speck128;
 use n2n_proto::{Auth, auth_scheme};
@@ -26,9 +26,10 @@ impl std::fmt::Debug for UserCredentials {
 }
 
 impl UserCredentials {
-    /// `-I user -J password -P federation-key` (the key as bytes).
-    pub fn new(user: &str, password: &str, federation_public: &[u8; 32]) -> Self {
-        let private = user_private_key(user, password);
+    /// `-I user -J password -P federation-key` (the user as the description field's bytes,
+    /// the key as bytes).
+    pub fn new(user: &[u8], password: &str, federation_public: &[u8; 32]) -> Self {
+        let private = user_private_key_raw(user, password);
         let secret = shared_secret(&private, federation_public);
         let mut k = [0u8; 16];
         k.copy_from_slice(&secret[..16]);

@@ -95,8 +95,9 @@ impl Supernode {
         if r.edge_mac == self.cfg.mac {
             return Err(DropReason::Unsupported);
         }
-        self.check_stamp(m, &r.edge_mac, false)?;
+        // The trailer first: only a registration that proves the user may touch its stamps.
         let user = self.user_with_trailer(m, &r.auth)?;
+        self.check_stamp(m, &r.edge_mac, false)?;
         let c = &self.communities[m.community];
         let assigned = if wants_address(&r.dev_addr) {
             c.assign_address(&r.desc)
@@ -217,8 +218,8 @@ impl Supernode {
         if r.sock.is_none() || r.edge_mac.is_null() || r.edge_mac == self.cfg.mac {
             return Err(DropReason::Unsupported);
         }
-        self.check_stamp(m, &r.edge_mac, false)?;
         self.user_with_trailer(m, &r.auth)?;
+        self.check_stamp(m, &r.edge_mac, false)?;
         let c = &self.communities[m.community];
         if let Some(e) = c.edges.get(&r.edge_mac)
             && !c.auth_ok(&e.auth, &r.auth)
@@ -486,7 +487,15 @@ impl Supernode {
             ttl: m.datagram.ttl - 1,
             ..m.datagram.clone()
         };
-        self.send(m, &d, &[], HeaderSpan::Whole, &[edge.sock], out);
+        self.send_with(
+            m,
+            &d,
+            &[],
+            HeaderSpan::Whole,
+            Trailer::Junk,
+            &[edge.sock],
+            out,
+        );
         Ok(())
     }
 

@@ -484,6 +484,10 @@ impl Supernode {
             let Some(body) = data.len().checked_sub(users::TRAILER_LEN) else {
                 continue;
             };
+            // Hash only what the static key can open (junk is cheap to refuse).
+            if key.probe(&data[..body]).is_none() {
+                continue;
+            }
             let hash = n2n_crypto::pearson::pearson_hash_128(&data[..body]);
             if let Some(stamp) = key.decrypt(&mut data[..body], &c.name) {
                 let mut trailer = [0u8; users::TRAILER_LEN];

@@ -18,7 +18,7 @@ pub const TOKEN_LEN: usize = 48;
 pub const TRAILER_LEN: usize = 16;
 
 /// One listed user, with what the supernode shares with it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserKeys {
     pub name: String,
     /// `H256(X(federation private key, user public key))`: its first 16 bytes key Speck.
@@ -27,12 +27,25 @@ pub struct UserKeys {
 }
 
 /// The users of a community and its dynamic key.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserAuth {
     users: HashMap<[u8; 32], UserKeys>,
     dynamic_key: [u8; 16],
     /// The header key of everything but registrations, their ACKs and NAKs.
     pub dynamic: HeaderKey,
+}
+
+// Never the secrets.
+impl std::fmt::Debug for UserKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserKeys {{ name: {:?}, .. }}", self.name)
+    }
+}
+
+impl std::fmt::Debug for UserAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserAuth {{ users: {}, .. }}", self.users.len())
+    }
 }
 
 impl UserAuth {
