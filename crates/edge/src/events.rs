@@ -97,14 +97,14 @@ impl Subscriptions {
         } else {
             self.by_topic[0].as_ref()
         };
+        // n2n builds one message with the topic subscriber's tag (the debug subscriber's when
+        // the topic has none) and sends it to both.
+        let Some(tag) = self.by_topic[i].as_ref().or(debug).map(|s| s.tag.clone()) else {
+            return;
+        };
+        let line = format!("{{\"_tag\":{},\"_type\":\"event\",{fields}}}\n", js(&tag));
         for sub in self.by_topic[i].iter().chain(debug) {
-            self.outbox.push((
-                sub.addr,
-                format!(
-                    "{{\"_tag\":{},\"_type\":\"event\",{fields}}}\n",
-                    js(&sub.tag)
-                ),
-            ));
+            self.outbox.push((sub.addr, line.clone()));
         }
     }
 
@@ -168,13 +168,18 @@ mod tests {
                 "{\"_tag\":\"p\",\"_type\":\"event\",\"action\":4,\"macaddr\":\"02:00:00:00:00:01\",\"sockaddr\":\"127.0.0.1:9\"}\n".to_string()
             )
         );
-        assert!(s.outbox[1].0 == addr(2) && s.outbox[1].1.starts_with("{\"_tag\":\"d\""));
+        // The debug copy carries the topic subscriber's tag, as n2n's.
+        assert_eq!(s.outbox[1], (addr(2), s.outbox[0].1.clone()));
         s.outbox.clear();
         s.post("test", "\"test\":\"hello\"");
         assert_eq!(
             s.outbox.len(),
             1,
             "test has no subscriber; debug gets a copy"
+        );
+        assert!(
+            s.outbox[0].1.starts_with("{\"_tag\":\"d\""),
+            "with its own tag then"
         );
     }
 }

@@ -21,6 +21,9 @@ pub struct Control {
     pub verbosity: u8,
     pub keep_running: bool,
     pub subs: Subscriptions,
+    /// What `info` shows as `sockaddr`: the preferred local address (`-e`, else 0.0.0.0)
+    /// with our UDP port, as n2n.
+    pub local: SocketAddr,
 }
 
 /// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
@@ -377,15 +380,13 @@ fn method(
                 Some(a) => (a.addr, Ipv4Addr::from(a.netmask())),
                 None => (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
             };
-            // n2n shows its preferred local socket (`-e`, else 0.0.0.0) with the local port;
-            // neither is known here.
             rows.row(&format!(
                 "\"version\":{},\"macaddr\":{},\"ip4addr\":{},\"ip4netmask\":{},\"sockaddr\":{}",
                 js(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
                 js(&mac_text(&m.mac())),
                 js(&ip.to_string()),
                 js(&mask.to_string()),
-                js(&sock_text(None))
+                js(&sock_text(Some(ctl.local)))
             ));
         }
         "timestamps" => {

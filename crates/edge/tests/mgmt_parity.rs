@@ -226,6 +226,7 @@ fn control() -> Control {
         verbosity: 2,
         keep_running: true,
         subs: Subscriptions::default(),
+        local: "0.0.0.0:50001".parse().expect("addr"),
     }
 }
 
@@ -348,7 +349,7 @@ fn read_methods_pin_the_reference_rows() {
         &lines(&[
             r#"{"_tag":"6","_type":"begin","cmd":"info"}"#,
             &format!(
-                r#"{{"_tag":"6","_type":"row","version":"n2n-rs-{}","macaddr":"02:00:00:00:00:01","ip4addr":"10.0.0.1","ip4netmask":"255.255.255.0","sockaddr":"0.0.0.0:0"}}"#,
+                r#"{{"_tag":"6","_type":"row","version":"n2n-rs-{}","macaddr":"02:00:00:00:00:01","ip4addr":"10.0.0.1","ip4netmask":"255.255.255.0","sockaddr":"0.0.0.0:50001"}}"#,
                 env!("CARGO_PKG_VERSION")
             ),
             r#"{"_tag":"6","_type":"end","cmd":"info"}"#,
@@ -661,7 +662,7 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
         &lines(&[
             r#"{"_tag":"1","_type":"begin","cmd":"info"}"#,
             &format!(
-                r#"{{"_tag":"1","_type":"row","version":"n2n-rs-{}","macaddr":"02:00:00:00:00:01","ip4addr":"0.0.0.0","ip4netmask":"0.0.0.0","sockaddr":"0.0.0.0:0"}}"#,
+                r#"{{"_tag":"1","_type":"row","version":"n2n-rs-{}","macaddr":"02:00:00:00:00:01","ip4addr":"0.0.0.0","ip4netmask":"0.0.0.0","sockaddr":"0.0.0.0:50001"}}"#,
                 env!("CARGO_PKG_VERSION")
             ),
             r#"{"_tag":"1","_type":"end","cmd":"info"}"#,

@@ -140,6 +140,8 @@ struct EdgeRow {
     sock: SocketAddr,
     desc: String,
     last_seen_us: u64,
+    /// A `-S2` edge (on a TCP connection).
+    tcp: bool,
 }
 
 /// One community of the listings: the federation (`-/-`) or a community, with its edges.
@@ -165,6 +167,7 @@ fn listing(sn: &Supernode) -> Vec<Listed> {
             sock: m.sock,
             desc: String::new(),
             last_seen_us: m.last_seen_us,
+            tcp: false,
         })
         .collect();
     let mut out = vec![Listed {
@@ -186,6 +189,7 @@ fn listing(sn: &Supernode) -> Vec<Listed> {
                 sock: e.sock,
                 desc: e.desc.text().into_owned(),
                 last_seen_us: e.last_seen_us,
+                tcp: sn.is_tcp_peer(&e.sock),
             })
             .collect();
         out.push(Listed {
@@ -236,7 +240,7 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
                 n + 1,
                 e.mac,
                 e.sock.to_string(),
-                "",
+                if e.tcp { "TCP" } else { "" },
                 e.desc,
             ));
         }
@@ -313,14 +317,14 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
         "edges" => {
             for c in listing(sn) {
                 for e in c.edges {
-                    // (Edges on TCP connections are not told apart here.)
                     rows.row(&format!(
-                        "\"community\":{},\"ip4addr\":{},\"purgeable\":{},\"macaddr\":{},\"sockaddr\":{},\"proto\":\"UDP\",\"desc\":{},\"last_seen\":{}",
+                        "\"community\":{},\"ip4addr\":{},\"purgeable\":{},\"macaddr\":{},\"sockaddr\":{},\"proto\":\"{}\",\"desc\":{},\"last_seen\":{}",
                         js(&c.name),
                         js(&e.ip4addr),
                         u8::from(e.purgeable),
                         js(&e.mac),
                         js(&e.sock.to_string()),
+                        if e.tcp { "TCP" } else { "UDP" },
                         js(&e.desc),
                         secs(e.last_seen_us)
                     ));

@@ -89,7 +89,9 @@ pub async fn run(
             }
             r = accept(listener.as_ref()) => {
                 let Ok((stream, peer)) = r else { continue };
-                if !tcp.admit(stream, peer, tcp_events_tx.clone()) {
+                if tcp.admit(stream, peer, tcp_events_tx.clone()) {
+                    sn.connection_opened(peer);
+                } else {
                     debug!(%peer, "TCP connection refused: too many");
                     sn.count_tcp_refused(1);
                 }

@@ -550,6 +550,12 @@ fn tcp_edges_are_answered_and_hostile_connections_dropped() {
             .contains("02:00:00:00:00:77")
     };
     assert!(listed(&sn));
+    assert!(
+        mgmt(sn.mgmt, "r 1 edges")
+            .join("")
+            .contains("\"proto\":\"TCP\""),
+        "management does not show the edge as TCP"
+    );
     // Its connection closing takes the edge with it, as n2n.
     drop(edge);
     assert!(

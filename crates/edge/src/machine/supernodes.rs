@@ -108,6 +108,11 @@ impl Edge {
             self.watch.bootstrap_until_us = Some(now_us + BOOTSTRAP_PING_US);
             self.ping_supernodes(now_us, PINGS_FIRST);
         } else {
+            if !self.cfg.tcp && self.cfg.user.is_none() {
+                // n2n's first sweep runs at once: the supernode is PINGed right away, so
+                // management shows its version, uptime and ranking from the start.
+                self.watch.next_sweep_us = now_us;
+            }
             self.register_super(now_us);
         }
     }

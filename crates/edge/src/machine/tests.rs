@@ -107,6 +107,13 @@ fn registers_and_announces_itself() {
     assert!(e.is_registered());
     let (_, other) = drain(&mut e);
     assert!(other.contains(&Action::GratuitousArp) && other.contains(&Action::RoutesChanged));
+    // The first sweep PINGs the supernode at once, as n2n's.
+    e.handle_timeout(T0 + 3000);
+    let (tx, _) = drain(&mut e);
+    assert!(
+        tx.len() == 1 && matches!(&tx[0].1.msg, Message::QueryPeer(q) if q.is_ping()),
+        "{tx:?}"
+    );
     // Re-registration after the interval, not before.
     e.handle_timeout(T0 + 19 * S);
     assert!(drain(&mut e).0.is_empty());

@@ -204,11 +204,16 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
                 }
             })?;
     }
+    let local_ip = match preferred.map(SocketAddr::from) {
+        Some(SocketAddr::V4(a)) => *a.ip(),
+        _ => Ipv4Addr::UNSPECIFIED,
+    };
     let ctl = Control {
         password_hash: cfg.mgmt_password_hash,
         verbosity: cfg.verbosity,
         keep_running: true,
         subs: Default::default(),
+        local: SocketAddr::from((local_ip, port)),
     };
     let mut shell = Shell {
         cfg,

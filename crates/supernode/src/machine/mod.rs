@@ -81,6 +81,8 @@ pub struct Supernode {
     pub(crate) edge_count: usize,
     /// Associations (edges at other supernodes) across all communities.
     pub(crate) assoc_count: usize,
+    /// Open `-S2` connections (bounded by the shell's connection cap).
+    tcp_peers: std::collections::HashSet<SocketAddr>,
     /// Reused list of broadcast destinations.
     pub(crate) scratch_dests: Vec<SocketAddr>,
 }
@@ -157,6 +159,7 @@ impl Supernode {
             next_purge_us: now_us + PURGE_INTERVAL_US,
             edge_count: 0,
             assoc_count: 0,
+            tcp_peers: Default::default(),
             scratch_dests: Vec::new(),
         };
         sn.load_listed_communities();
@@ -183,8 +186,18 @@ impl Supernode {
         self.edge_count
     }
 
+    /// A `-S2` edge connected over TCP from `peer` (management shows its edge as TCP).
+    pub fn connection_opened(&mut self, peer: SocketAddr) {
+        self.tcp_peers.insert(peer);
+    }
+
+    pub fn is_tcp_peer(&self, peer: &SocketAddr) -> bool {
+        self.tcp_peers.contains(peer)
+    }
+
     /// A `-S2` edge's TCP connection ended: n2n deletes the edge that used it.
     pub fn connection_closed(&mut self, peer: SocketAddr) {
+        self.tcp_peers.remove(&peer);
         for c in &mut self.communities {
             let gone: Vec<Mac> = c
                 .edges
