@@ -120,7 +120,7 @@ pub async fn run(
                 for reply in mgmt::handle(&mut sn, &mut ctl, unix_micros(), &mbuf[..n]) {
                     let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                 }
-                send_all(&udp, &tcp, &ctl.out).await;
+                send_all(&udp, &state, &mut batch, &tcp, &ctl.out).await;
                 ctl.out.clear();
                 if ctl.verbosity != before && let Some(l) = &log {
                     l.set_verbosity(ctl.verbosity);
@@ -132,18 +132,18 @@ pub async fn run(
             }
             _ = tokio::time::sleep(Duration::from_micros(wait)) => {
                 sn.handle_timeout(unix_micros(), &mut out);
-                send_all(&udp, &tcp, &out).await;
+                send_all(&udp, &state, &mut batch, &tcp, &out).await;
             }
             Some(addr) = anchor_rx.recv() => {
                 sn.add_anchor(unix_micros(), addr, &mut out);
-                send_all(&udp, &tcp, &out).await;
+                send_all(&udp, &state, &mut batch, &tcp, &out).await;
             }
             _ = hangup.recv() => {
                 match mgmt::reload(&mut sn, &mut ctl, unix_micros()) {
                     Ok(()) => info!("community list reloaded"),
                     Err(e) => warn!("{e}"),
                 }
-                send_all(&udp, &tcp, &ctl.out).await;
+                send_all(&udp, &state, &mut batch, &tcp, &ctl.out).await;
                 ctl.out.clear();
             }
             _ = &mut shutdown => {
@@ -209,19 +209,17 @@ async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Socket
     }
 }
 
-/// Sends what a timer, an anchor or management produced (a few datagrams: no batching);
-/// `-S2` edges get theirs over their connection.
-async fn send_all(udp: &UdpSocket, tcp: &TcpEdges, out: &Outbox) {
-    for t in out.transmits() {
-        for &dst in &t.dests {
-            if tcp.send(dst, &t.data).is_some() {
-                continue;
-            }
-            if let Err(e) = udp.send_to(&t.data, dst).await {
-                debug!(%dst, error = %e, "send failed");
-            }
-        }
-    }
+/// Sends what a timer, an anchor or management produced, now: [`dispatch`] and a flush.
+/// (Only the datagram path counts what a full TCP queue drops, as before.)
+async fn send_all(
+    udp: &UdpSocket,
+    state: &UdpSocketState,
+    batch: &mut GsoBatch,
+    tcp: &TcpEdges,
+    out: &Outbox,
+) {
+    dispatch(out, udp, state, batch, tcp).await;
+    send(udp, state, batch).await;
 }
 
 /// Resolves one `-l host:port` (IPv4, as n2n) and hands it to the loop; failures are retried

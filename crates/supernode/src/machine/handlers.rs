@@ -185,25 +185,38 @@ impl Supernode {
         user: Option<[u8; 32]>,
         out: &mut Outbox,
     ) {
+        let fwd = RegisterSuper {
+            sock: Some(Sock::from(m.from)),
+            ..*r
+        };
+        let community = self.communities[m.community].name;
+        let d = Datagram::new(
+            community,
+            Flags::FROM_SUPERNODE,
+            Message::RegisterSuper(fwd),
+        );
+        let trailer = user.map_or(Trailer::None, Trailer::User);
+        let members = self.send_to_federation(m, &d, trailer, out);
+        self.stats.broadcast_tx += members as u64;
+    }
+
+    /// Sends `d` to every active member of the federation; how many there were.
+    fn send_to_federation(
+        &mut self,
+        m: &Inbound<'_>,
+        d: &Datagram,
+        trailer: Trailer,
+        out: &mut Outbox,
+    ) -> usize {
         let mut dests = std::mem::take(&mut self.scratch_dests);
         dests.clear();
         dests.extend(self.federation.active(m.now_us));
         if !dests.is_empty() {
-            let fwd = RegisterSuper {
-                sock: Some(Sock::from(m.from)),
-                ..*r
-            };
-            let community = self.communities[m.community].name;
-            let d = Datagram::new(
-                community,
-                Flags::FROM_SUPERNODE,
-                Message::RegisterSuper(fwd),
-            );
-            self.stats.broadcast_tx += dests.len() as u64;
-            let trailer = user.map_or(Trailer::None, Trailer::User);
-            self.send_with(m, &d, &[], HeaderSpan::Whole, trailer, &dests, out);
+            self.send_with(m, d, &[], HeaderSpan::Whole, trailer, &dests, out);
         }
+        let n = dests.len();
         self.scratch_dests = dests;
+        n
     }
 
     /// A member forwards the registration of an edge it accepted: the edge is now there, not
@@ -420,21 +433,9 @@ impl Supernode {
         q: &QueryPeer,
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
-        let mut dests = std::mem::take(&mut self.scratch_dests);
-        dests.clear();
-        dests.extend(self.federation.active(m.now_us));
-        let sent = !dests.is_empty();
-        if sent {
-            let d = Datagram {
-                ttl: m.datagram.ttl - 1,
-                flags: m.datagram.flags.with(Flags::FROM_SUPERNODE),
-                community: self.communities[m.community].name,
-                msg: Message::QueryPeer(*q),
-            };
-            self.send(m, &d, &[], HeaderSpan::Whole, &dests, out);
-        }
-        self.scratch_dests = dests;
-        if sent {
+        // Only an edge's look-up comes here (a supernode's unknown target was dropped).
+        let d = self.relayed(m, Message::QueryPeer(*q));
+        if self.send_to_federation(m, &d, Trailer::None, out) > 0 {
             Ok(())
         } else {
             Err(DropReason::UnknownDestination)
@@ -460,10 +461,7 @@ impl Supernode {
             .sock;
         // Best effort: a full table only costs the look-up shortcut.
         let _ = self.associate(m, p.mac);
-        let d = Datagram {
-            ttl: m.datagram.ttl - 1,
-            ..m.datagram.clone()
-        };
+        let d = passed_on(m);
         self.send(m, &d, &[], HeaderSpan::Whole, &[asker], out);
         Ok(())
     }
@@ -483,10 +481,7 @@ impl Supernode {
             .ok_or(DropReason::UnknownDestination)?;
         self.edge_count -= 1;
         info!(community = %c.name, mac = %n.src_mac, "edge refused by another supernode");
-        let d = Datagram {
-            ttl: m.datagram.ttl - 1,
-            ..m.datagram.clone()
-        };
+        let d = passed_on(m);
         self.send_with(
             m,
             &d,
@@ -665,6 +660,14 @@ impl Supernode {
                 data.extend_from_slice(&t);
             }
         }
+    }
+}
+
+/// A supernode's answer passed on to our edge as it came, but for TTL − 1 (spec §7.8).
+fn passed_on(m: &Inbound<'_>) -> Datagram {
+    Datagram {
+        ttl: m.datagram.ttl - 1,
+        ..m.datagram.clone()
     }
 }
 
