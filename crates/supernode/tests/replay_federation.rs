@@ -17,7 +17,6 @@ use n2n_crypto::header_enc::stamp_at;
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
 use n2n_proto::header::looks_plain;
 use n2n_proto::{Community, Datagram, Mac};
-use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 use serde_json::Value;
 
@@ -103,14 +102,7 @@ struct Replay {
 }
 
 fn replay(role: &str) -> Replay {
-    let file = vectors_dir().join("federation.jsonl");
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("vector file {} is missing: {e}", file.display()));
-    let mut lines = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"));
-    let config = lines.next().expect("config")["config"].clone();
-    let lines: Vec<Value> = lines.collect();
+    let (config, lines) = load("federation.jsonl");
     let (me, other) = match role {
         "sn" => (&config["supernode"], &config["supernode2"]),
         _ => (&config["supernode2"], &config["supernode"]),
@@ -120,19 +112,13 @@ fn replay(role: &str) -> Replay {
         .as_str()
         .expect("federation");
     let fed = federation_community(fed_name.strip_prefix('*').expect("'*' + name"));
-    let list = me["community_list"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|v| v.as_str().expect("line").to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = community_list(me);
     let mac: Mac = me["mac"].as_str().expect("mac").parse().expect("mac");
     let cfg = MachineConfig {
         mac,
         federation: fed,
         listen: Some(sock_of(me)),
-        communities: Some(CommunityList::parse(&list)),
+        communities: Some(list),
         ..MachineConfig::default()
     };
     let t0 = micros(&lines[0]);

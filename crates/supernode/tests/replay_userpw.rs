@@ -17,7 +17,6 @@ use n2n_crypto::pearson::pearson_hash_128;
 use n2n_crypto::speck::Speck128;
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
 use n2n_proto::{Community, Datagram, Mac, Message};
-use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 use serde_json::Value;
 
@@ -132,14 +131,7 @@ type PerDest = BTreeMap<SocketAddr, Vec<Sent>>;
 
 #[test]
 fn plays_the_userpw_supernode_like_the_reference() {
-    let file = vectors_dir().join("userpw.jsonl");
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("vector file {} is missing: {e}", file.display()));
-    let mut lines = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"));
-    let config = lines.next().expect("config")["config"].clone();
-    let lines: Vec<Value> = lines.collect();
+    let (config, lines) = load("userpw.jsonl");
     let up = &config["user_password"];
     let derived = &config["derived"];
 
@@ -195,13 +187,7 @@ fn plays_the_userpw_supernode_like_the_reference() {
     }
     let user_at = |s: &SocketAddr| users.get(s).map_or("?", |u| u.0.as_str());
 
-    let list = config["supernode"]["community_list"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|v| v.as_str().expect("line"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = community_list(&config["supernode"]);
     let cfg = MachineConfig {
         mac: config["supernode"]["mac"]
             .as_str()
@@ -209,7 +195,7 @@ fn plays_the_userpw_supernode_like_the_reference() {
             .parse::<Mac>()
             .expect("mac"),
         federation: fed,
-        communities: Some(CommunityList::parse(&list)),
+        communities: Some(list),
         ..MachineConfig::default()
     };
     // Started in the key-time second, so our dynamic key is the reference's.

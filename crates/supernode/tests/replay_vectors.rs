@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
 use n2n_proto::{Community, Mac};
-use n2n_supernode::community_list::CommunityList;
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode};
 use serde_json::Value;
 
@@ -27,29 +26,17 @@ fn normalise(mut plain: Vec<u8>) -> String {
 type PerDest = BTreeMap<String, Vec<String>>;
 
 fn replay(file: &str) -> (usize, PerDest, PerDest) {
-    let text = std::fs::read_to_string(vectors_dir().join(file))
-        .unwrap_or_else(|e| panic!("vector file {file} is missing: {e}"));
-    let mut lines = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"));
-    let config = lines.next().expect("config")["config"].clone();
-    let lines: Vec<Value> = lines.collect();
+    let (config, lines) = load(file);
     let community =
         Community::new(config["community"].as_str().expect("community")).expect("valid");
-    let list = config["supernode"]["community_list"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|v| v.as_str().expect("line").to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let list = community_list(&config["supernode"]);
     let cfg = MachineConfig {
         mac: config["supernode"]["mac"]
             .as_str()
             .expect("mac")
             .parse::<Mac>()
             .expect("mac"),
-        communities: Some(CommunityList::parse(&list)),
+        communities: Some(list),
         ..MachineConfig::default()
     };
     let t0 = micros(&lines[0]);

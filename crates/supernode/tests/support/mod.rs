@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use n2n_supernode::community_list::CommunityList;
 use serde_json::Value;
 
 /// ../shared/vectors beside the repository, or N2N_VECTORS.
@@ -34,4 +35,28 @@ pub fn addr(endpoint: &str) -> SocketAddr {
 /// A line's capture time in µs.
 pub fn micros(v: &Value) -> u64 {
     (v["t"].as_f64().expect("t") * 1e6).round() as u64
+}
+
+/// A vector file: its config line and its datagram lines; fails loudly if it is missing.
+pub fn load(name: &str) -> (Value, Vec<Value>) {
+    let file = vectors_dir().join(name);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("vector file {} is missing: {e}", file.display()));
+    let mut lines = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"));
+    let config = lines.next().expect("config")["config"].clone();
+    (config, lines.collect())
+}
+
+/// The community list a supernode of the config was started with.
+pub fn community_list(node: &Value) -> CommunityList {
+    let text = node["community_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v.as_str().expect("line"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    CommunityList::parse(&text)
 }
