@@ -58,8 +58,8 @@ fn edges_on_two_supernodes_relay_then_go_peer_to_peer() {
         (50, 50),
         "every direct frame arrived"
     );
-    assert!(net.edge(a).route(&net.mac_of(b), net.now_us()).is_some());
-    assert!(net.edge(b).route(&net.mac_of(a), net.now_us()).is_some());
+    assert!(net.direct_route(a, b).is_some());
+    assert!(net.direct_route(b, a).is_some());
 }
 
 /// Needs the edge's fast failover: while relaying, a silent supernode is noticed within about
@@ -142,10 +142,9 @@ fn cross_pairs(net: &mut SimNet, rng: &mut Xorshift128Plus, n: usize) {
         net.frames.direct - before.direct
     );
     net.run_for(S);
-    let now = net.now_us();
     let found = pairs
         .iter()
-        .filter(|&&(a, b)| net.edge(a).route(&net.mac_of(b), now).is_some())
+        .filter(|&&(a, b)| net.direct_route(a, b).is_some())
         .count();
     assert_eq!(found, n, "senders with a route to their peer");
 }

@@ -34,7 +34,7 @@ fn home_router_nats_go_peer_to_peer() {
         relayed == 0 && direct == 100,
         "direct {direct}, relayed {relayed}"
     );
-    assert!(net.edge(a).route(&net.mac_of(b), net.now_us()).is_some());
+    assert!(net.direct_route(a, b).is_some());
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn symmetric_nats_stay_relayed() {
     net.run_for(S);
     traffic(&mut net, a, b, 30);
     assert_eq!(net.frames.direct, 0);
-    assert!(net.edge(a).route(&net.mac_of(b), net.now_us()).is_none());
+    assert!(net.direct_route(a, b).is_none());
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn loss_delays_but_does_not_prevent_p2p() {
         "registration retries beat 30 % loss"
     );
     traffic(&mut net, a, b, 20);
-    assert!(net.edge(a).route(&net.mac_of(b), net.now_us()).is_some());
+    assert!(net.direct_route(a, b).is_some());
 }
 
 #[test]

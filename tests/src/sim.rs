@@ -1,8 +1,9 @@
 //! A multi-node simulator (STYLE.md §11): the real edge and supernode machines on a virtual
 //! network with virtual time, latency, seeded loss and NAT behaviours. Several supernodes form
-//! a federation (spec §7.9). Frames are not encrypted here; the simulator plays the data
-//! path's part (direct if the edge has a route, else relayed through its supernode, with the
-//! hints the real data path gives the machine) and counts the frames that reach their edge.
+//! a federation (spec §7.9). Every edge's data plane is the production [`Tunnel`] (null
+//! transform, no compression): it decides direct or relayed, gives the machine its hints and
+//! opens what arrives, so the route decisions here are production's; the simulator counts the
+//! frames that reach their edge.
 //!
 //! Sized for 150 000 edges: edges are found by public IP in a map, datagrams and timers wait
 //! in binary heaps, and each NAT keeps a few bounded entries.
@@ -12,11 +13,15 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
+use n2n_crypto::compress::Codec;
 use n2n_crypto::{RandomSource, Xorshift128Plus};
-use n2n_edge::datapath::SharedStamps;
-use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
-use n2n_proto::msg::PacketHeader;
-use n2n_proto::{Community, Datagram, Desc, Flags, IpSubnet, Mac, Message};
+use n2n_crypto::{StampGenerator, Transform};
+use n2n_edge::machine::{Action, Edge, EdgeMachineConfig};
+use n2n_edge::tunnel::{
+    Decap, Encap, FRAME_AT, Halves, Now, Path, Slot, Tunnel, TunnelConfig, View,
+};
+use n2n_proto::msg::compression;
+use n2n_proto::{Community, Desc, IpSubnet, Mac};
 use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
 
 pub use crate::Nat;
@@ -37,6 +42,7 @@ const MAX_EDGES: usize = (1 << 22) - 2;
 
 struct SimEdge {
     machine: Edge,
+    tunnel: Tunnel,
     public_ip: Ipv4Addr,
     nat: Nat,
     /// NAT mappings, oldest first: remote (symmetric NATs only) → public port.
@@ -64,6 +70,8 @@ pub struct FrameCounts {
     pub direct: u64,
     pub relayed: u64,
     pub delivered: u64,
+    /// Refused by the sender's Tunnel (e.g. not registered yet).
+    pub refused: u64,
 }
 
 /// A datagram on the wire, ordered by arrival time, then by sending order.
@@ -112,6 +120,9 @@ pub struct SimNet {
     seq: u64,
     /// Reused for every supernode call.
     outbox: Outbox,
+    /// Reused for every frame sent and every decompressed frame received.
+    slot: Slot,
+    frame_out: Vec<u8>,
     pub frames: FrameCounts,
 }
 
@@ -125,6 +136,37 @@ impl std::fmt::Debug for SimNet {
             self.edges.len()
         )
     }
+}
+
+/// An edge's data plane in the simulation: the production Tunnel with the null transform.
+fn sim_tunnel(
+    community: Community,
+    mac: Mac,
+    interval_s: u64,
+    seed: u64,
+    stamps: Arc<StampGenerator>,
+) -> Tunnel {
+    let codec = || Codec::new(compression::NONE).expect("no compression");
+    let cfg = TunnelConfig {
+        community,
+        own_mac: mac,
+        transform: n2n_crypto::transform::id::NULL,
+        compression: compression::NONE,
+        header_key: None,
+        multicast: false,
+        routing: false,
+        p2p_window_us: interval_s * 1_000_000 / 2,
+        user_auth: false,
+        filter: Default::default(),
+    };
+    let halves = Halves {
+        seal: Transform::Null,
+        open: Transform::Null,
+        seal_codec: codec(),
+        open_codec: codec(),
+        seed,
+    };
+    Tunnel::new(cfg, halves, stamps)
 }
 
 fn v4(a: SocketAddr) -> SocketAddrV4 {
@@ -178,6 +220,8 @@ impl SimNet {
             timers: BinaryHeap::new(),
             seq: 0,
             outbox: Outbox::default(),
+            slot: Slot::default(),
+            frame_out: vec![0u8; 2048],
             frames: FrameCounts::default(),
         };
         for i in 0..n {
@@ -239,18 +283,26 @@ impl SimNet {
             user: None,
             tcp: false,
         };
+        let seed = self.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9);
+        let stamps = Arc::new(StampGenerator::default());
+        let tunnel = sim_tunnel(
+            self.community,
+            cfg.mac,
+            interval_s,
+            seed,
+            Arc::clone(&stamps),
+        );
         let machine = Edge::new(
             cfg,
-            Box::new(Xorshift128Plus::seeded(
-                self.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9),
-            )),
-            Arc::new(SharedStamps::default()),
+            Box::new(Xorshift128Plus::seeded(seed)),
+            stamps,
             self.now_us,
         );
         let public_ip = offset(Ipv4Addr::new(100, 64, 0, 0), n);
         self.by_ip.insert(public_ip, id);
         self.edges.push(SimEdge {
             machine,
+            tunnel,
             public_ip,
             nat,
             mappings: Vec::new(),
@@ -280,6 +332,12 @@ impl SimNet {
     }
 
     /// Frames addressed to edge `id` that reached it (direct or relayed).
+    /// Where edge `a`'s Tunnel would send a frame for `b` directly now (`None`: relayed).
+    pub fn direct_route(&self, a: EdgeId, b: EdgeId) -> Option<SocketAddr> {
+        let mac = self.mac_of(b);
+        self.edges[a].tunnel.direct_path(Now::at(self.now_us), &mac)
+    }
+
     pub fn delivered_to(&self, id: EdgeId) -> u64 {
         self.edges[id].rx_frames
     }
@@ -405,10 +463,17 @@ impl SimNet {
     /// Performs the edge's queued actions and (re)arms its timer.
     fn pump_edge(&mut self, id: EdgeId) {
         while let Some(a) = self.edges[id].machine.poll_action() {
-            if let Action::Transmit { dst, data } = a {
-                let remote = v4(dst);
-                let src = self.outbound(id, remote);
-                self.send(src, remote, data);
+            match a {
+                Action::Transmit { dst, data } => {
+                    let remote = v4(dst);
+                    let src = self.outbound(id, remote);
+                    self.send(src, remote, data);
+                }
+                Action::RoutesChanged => {
+                    let e = &self.edges[id];
+                    e.tunnel.set_view(View::of(&e.machine));
+                }
+                _ => {}
             }
         }
         let e = &mut self.edges[id];
@@ -437,74 +502,71 @@ impl SimNet {
         if !self.inbound(id, from, to) {
             return;
         }
-        let Ok((d, _)) = Datagram::decode(&data) else {
-            return;
-        };
         let now = self.now_us;
         let e = &mut self.edges[id];
-        match d.msg {
-            Message::Packet(p) => {
-                if p.dst_mac == e.machine.mac() {
+        let from = SocketAddr::V4(from);
+        let hint = match e
+            .tunnel
+            .decapsulate(Now::at(now), from, &mut data, &mut self.frame_out)
+        {
+            Decap::Deliver {
+                frame,
+                decompressed,
+                hint,
+            } => {
+                let buf = if decompressed { &self.frame_out } else { &data };
+                if buf[frame.start..frame.start + 6] == e.machine.mac().0 {
                     e.rx_frames += 1;
                     self.frames.delivered += 1;
                 }
-                // The simulated data path: a relayed frame names the sender's socket, a direct
-                // one refreshes the receiver's liveness of the sender.
-                let hint = match p.sock {
-                    Some(sock) => PeerHint::Relayed {
-                        mac: p.src_mac,
-                        sock: SocketAddr::from(sock),
-                        unicast: !p.dst_mac.is_multi_or_broadcast(),
-                    },
-                    None => {
-                        if let Some((_, k)) = e.machine.known().find(|(m, _)| **m == p.src_mac) {
-                            k.touch(now);
-                        }
-                        PeerHint::Direct {
-                            mac: p.src_mac,
-                            from: SocketAddr::V4(from),
-                        }
-                    }
-                };
-                e.machine.handle_hint(now, hint);
+                hint
             }
-            _ => e.machine.handle_control(now, SocketAddr::V4(from), d, None),
+            Decap::Control(c) => {
+                e.machine
+                    .handle_control_opened(now, c.from, c.datagram, c.trailer);
+                None
+            }
+            Decap::Drop { hint, .. } => hint,
+        };
+        if let Some(h) = hint {
+            e.machine.handle_hint(now, h);
         }
         self.pump_edge(id);
     }
 
-    /// Edge `a` sends one frame to edge `b`: directly if `a` has a fresh route, else via its
-    /// supernode (as a PACKET the supernode relays), with the data path's hints. Whether it
-    /// arrives shows in [`SimNet::delivered_to`].
+    /// Edge `a` sends one Ethernet frame to edge `b` through its Tunnel, which decides
+    /// direct or relayed (and hints the machine) as in production. Whether it arrives shows in
+    /// [`SimNet::delivered_to`].
     pub fn send_frame(&mut self, a: EdgeId, b: EdgeId) {
         let (mac_a, mac_b) = (self.mac_of(a), self.mac_of(b));
         let now = self.now_us;
-        let to = match self.edges[a].machine.route(&mac_b, now) {
-            Some(to) => {
-                self.frames.direct += 1;
-                v4(to)
-            }
-            None => {
-                self.frames.relayed += 1;
-                self.edges[a]
-                    .machine
-                    .handle_hint(now, PeerHint::Need(mac_b));
-                self.pump_edge(a);
-                v4(self.edges[a].machine.supernode())
-            }
+        let frame = &mut self.slot.0[FRAME_AT..FRAME_AT + 60];
+        frame.fill(0);
+        frame[..6].copy_from_slice(&mac_b.0);
+        frame[6..12].copy_from_slice(&mac_a.0);
+        // The local experimental EtherType: no address checks apply.
+        frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+        let mut out: [std::ops::Range<usize>; 1] = Default::default();
+        let encap = self.edges[a].tunnel.encapsulate(
+            Now::at(now),
+            std::slice::from_mut(&mut self.slot),
+            &[60],
+            &mut out,
+        );
+        let Encap::Send { to, path, hint } = encap else {
+            self.frames.refused += 1;
+            return;
         };
-        let packet = Datagram::new(
-            self.community,
-            Flags::EMPTY,
-            Message::Packet(PacketHeader {
-                src_mac: mac_a,
-                dst_mac: mac_b,
-                sock: None,
-                compression: 1,
-                transform: 1,
-            }),
-        )
-        .to_vec();
+        match path {
+            Path::Direct => self.frames.direct += 1,
+            Path::Supernode => self.frames.relayed += 1,
+        }
+        if let Some(h) = hint {
+            self.edges[a].machine.handle_hint(now, h);
+            self.pump_edge(a);
+        }
+        let packet = self.slot.0[out[0].clone()].to_vec();
+        let to = v4(to);
         let src = self.outbound(a, to);
         self.send(src, to, packet);
     }

@@ -280,9 +280,11 @@ impl LzoDecoder<'_, '_> {
 }
 
 /// The compressor/decompressor pair a node keeps (ZSTD contexts are reused, not reallocated).
+/// The ZSTD decompressor (about 100 KiB) is made on the first ZSTD payload, so a node that
+/// never sees one (and the simulator's many edges) does not carry it.
 pub struct Codec {
     zstd_c: Option<zstd::bulk::Compressor<'static>>,
-    zstd_d: zstd::bulk::Decompressor<'static>,
+    zstd_d: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -300,8 +302,10 @@ impl Codec {
         } else {
             None
         };
-        let zstd_d = zstd::bulk::Decompressor::new().map_err(|_| CompressError::Zstd("init"))?;
-        Ok(Codec { zstd_c, zstd_d })
+        Ok(Codec {
+            zstd_c,
+            zstd_d: None,
+        })
     }
 
     /// Compresses `src` into `dst` with `id`; `Some(len)` only when strictly smaller than
@@ -332,10 +336,16 @@ impl Codec {
                 Ok(src.len())
             }
             compression::LZO => lzo_decompress(src, dst),
-            compression::ZSTD => self
-                .zstd_d
-                .decompress_to_buffer(src, dst)
-                .map_err(|_| CompressError::Zstd("malformed")),
+            compression::ZSTD => {
+                if self.zstd_d.is_none() {
+                    let d =
+                        zstd::bulk::Decompressor::new().map_err(|_| CompressError::Zstd("init"))?;
+                    self.zstd_d = Some(d);
+                }
+                let d = self.zstd_d.as_mut().ok_or(CompressError::Zstd("init"))?;
+                d.decompress_to_buffer(src, dst)
+                    .map_err(|_| CompressError::Zstd("malformed"))
+            }
             other => Err(CompressError::Unknown(other)),
         }
     }

@@ -146,6 +146,8 @@ pub fn stamp_at(unix_micros: u64) -> u64 {
 
 /// Issues strictly increasing time stamps (spec §4.2): `max(now, last + 0x10)`, bit 0 clear.
 /// Lock-free, so every sender of a process (an edge's threads and control path) can share one.
+/// When the wall clock is stepped back by more than the ±16 s frame, the stamps follow it:
+/// no receiver could accept the old sequence any more, so keeping it would silence us.
 #[derive(Debug, Default)]
 pub struct StampGenerator {
     last: std::sync::atomic::AtomicU64,
@@ -157,7 +159,12 @@ impl StampGenerator {
         let now = stamp_at(unix_micros);
         let mut cur = self.last.load(Relaxed);
         loop {
-            let next = if now > cur { now } else { cur + 0x10 };
+            let stepped_back = now.wrapping_add(TIME_STAMP_FRAME) < cur;
+            let next = if now > cur || stepped_back {
+                now
+            } else {
+                cur + 0x10
+            };
             match self.last.compare_exchange_weak(cur, next, Relaxed, Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
@@ -189,6 +196,22 @@ impl SenderStamp {
     /// Accepts `stamp` if it is newer than the last valid one (with jitter: not older than
     /// ≈160 ms, or that shifted left by 8 for counter-only stamps) and records it.
     pub fn accept(&mut self, stamp: u64, allow_jitter: bool) -> bool {
+        if !self.fresh(stamp, allow_jitter) {
+            return false;
+        }
+        self.last_valid = self.last_valid.max(stamp);
+        true
+    }
+
+    /// Whether the last valid stamp lies beyond the frame ahead of the clock: only a clock
+    /// stepped back makes that happen, and then the sender must start again.
+    pub fn ahead_of(&self, unix_micros: u64) -> bool {
+        self.last_valid > stamp_at(unix_micros).wrapping_add(TIME_STAMP_FRAME)
+    }
+
+    /// Whether [`Self::accept`] would take `stamp`, without recording it: checked before a
+    /// payload authenticates, recorded only after, so a forged header cannot block a sender.
+    pub fn fresh(&self, stamp: u64, allow_jitter: bool) -> bool {
         let mut d = stamp.wrapping_sub(self.last_valid) as i64;
         if allow_jitter {
             let jitter = if stamp & COUNTER_ONLY != 0 {
@@ -198,11 +221,7 @@ impl SenderStamp {
             };
             d = d.wrapping_add(jitter as i64);
         }
-        if d <= 0 {
-            return false;
-        }
-        self.last_valid = self.last_valid.max(stamp);
-        true
+        d > 0
     }
 }
 
@@ -279,5 +298,26 @@ mod tests {
         assert!(s.accept(b, false));
         assert!(s.accept(a, true), "within jitter");
         assert!(!s.accept(a - 2 * TIME_STAMP_JITTER, true), "too old");
+        let c = g.next(t);
+        assert!(
+            s.fresh(c, false) && s.fresh(c, false),
+            "fresh does not record"
+        );
+        assert!(s.accept(c, false) && !s.fresh(c, false));
+    }
+
+    #[test]
+    fn stamps_follow_a_wall_clock_stepped_back_beyond_the_frame() {
+        let g = StampGenerator::default();
+        let t = 1_700_000_000_000_000;
+        let ahead = g.next(t + 3_600_000_000);
+        // Stepped back by 10 s: still within the frame, so the sequence keeps increasing.
+        let small = g.next(t + 3_590_000_000);
+        assert!(small > ahead);
+        // Stepped back by an hour: receivers with the right time would refuse the old
+        // sequence, so the stamps start again from the clock.
+        let back = g.next(t);
+        assert!(stamp_in_frame(back, t), "stamps follow the clock");
+        assert!(g.next(t) > back, "and increase again from there");
     }
 }

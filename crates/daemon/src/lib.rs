@@ -1,5 +1,5 @@
 //! What `edge` and `supernode` share as Unix daemons: n2n's config-file syntax, logging with
-//! n2n's verbosity levels, daemonising, dropping privileges, and the wall clock.
+//! n2n's verbosity levels, daemonising, dropping privileges, and the clocks.
 
 pub mod cli;
 pub mod conf;
@@ -8,7 +8,18 @@ pub mod mgmt;
 pub mod os;
 pub mod udp;
 
-/// Microseconds since the Unix epoch (the machines take time as an argument).
+/// Where [`mono_micros`] starts: far from zero, so "0 = never" and subtractions stay sane.
+pub const MONO_START_US: u64 = 1_000_000_000_000;
+
+/// Monotonic microseconds (never steps with the wall clock), for every deadline and window.
+pub fn mono_micros() -> u64 {
+    static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let anchor = *ANCHOR.get_or_init(std::time::Instant::now);
+    MONO_START_US + anchor.elapsed().as_micros() as u64
+}
+
+/// Microseconds since the Unix epoch: only for what the wire or the operator sees (`-H`
+/// stamps, management times), never for a deadline.
 pub fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use n2n_daemon::mgmt::{self, Kind, Method, Request, Rows, ago, js, secs};
 use n2n_proto::{IpSubnet, Mac};
 
-use crate::datapath::{Counters, Shared};
 use crate::events::{Subscriptions, TOPICS};
 use crate::machine::{Details, Edge, Known, KnownSupernode, Pending, Selection};
+use crate::tunnel::{Counters, Tunnel};
 
 /// What the management API may change.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ const RULE_SINGLE: &str = "-----------------------------------------------------
 /// subscribers go to `ctl.subs.outbox`).
 pub fn handle(
     m: &Edge,
-    shared: &Shared,
+    tunnel: &Tunnel,
     ctl: &mut Control,
     now_us: u64,
     request: &[u8],
@@ -85,9 +85,18 @@ pub fn handle(
         return vec![format!("> -OK traceLevel={}\n", ctl.verbosity)];
     }
     if request.len() >= 2 && request[0].is_ascii_lowercase() && request[1] == b' ' {
-        return json_request(m, shared, ctl, request, from);
+        return json_request(m, tunnel, ctl, request, from);
     }
-    status_table(m, shared, now_us)
+    status_table(m, tunnel, m.wall_time(now_us))
+}
+
+/// A machine time (monotonic) as the wall-clock time n2n shows; 0 stays "never".
+fn wall(m: &Edge, mono_us: u64) -> u64 {
+    if mono_us == 0 {
+        0
+    } else {
+        m.wall_time(mono_us)
+    }
 }
 
 fn load(a: &AtomicU64) -> u64 {
@@ -144,11 +153,11 @@ fn peers(m: &Edge) -> (Listed<'_, Pending>, Listed<'_, Known>) {
 
 /// The plain-text status: one datagram per peer or supernode row, the headings riding with
 /// the row after them, as n2n sends it.
-fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
-    let c = &shared.counters;
+fn status_table(m: &Edge, tunnel: &Tunnel, now_us: u64) -> Vec<String> {
+    let c = tunnel.counters();
     let (pending, known) = peers(m);
     let mut out = Vec::new();
-    let community = if shared.cfg.header_key.is_some() {
+    let community = if tunnel.config().header_key.is_some() {
         "-- header encrypted --".to_string()
     } else {
         m.community().text().into_owned()
@@ -170,13 +179,25 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
         )
     };
     for (i, (mac, p)) in pending.iter().enumerate() {
-        buf.push_str(&peer_row(i + 1, mac, &p.details, p.sock, p.last_seen_us));
+        buf.push_str(&peer_row(
+            i + 1,
+            mac,
+            &p.details,
+            p.sock,
+            wall(m, p.last_seen_us),
+        ));
         out.push(std::mem::take(&mut buf));
     }
     buf.push_str(RULE_SINGLE);
     buf.push_str("PEER TO PEER\n");
     for (i, (mac, k)) in known.iter().enumerate() {
-        buf.push_str(&peer_row(i + 1, mac, &k.details, Some(k.sock), k.last_rx()));
+        buf.push_str(&peer_row(
+            i + 1,
+            mac,
+            &k.details,
+            Some(k.sock),
+            wall(m, k.last_rx_us),
+        ));
         out.push(std::mem::take(&mut buf));
     }
     buf.push_str(RULE_SINGLE);
@@ -200,7 +221,7 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
             sn.mac.as_ref().map(mac_text).unwrap_or_default(),
             sn.addr,
             selection_text(m, sn),
-            seen_text(now_us, sn.last_seen_us),
+            seen_text(now_us, wall(m, sn.last_seen_us)),
             uptime
         ));
         out.push(std::mem::take(&mut buf));
@@ -208,7 +229,7 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
     buf.push_str(RULE_DOUBLE);
     buf.push_str(&format!(
         "uptime {} | pend_peers {} | known_peers {} | transop {},{}\n",
-        ago(now_us, m.start_us()),
+        ago(now_us, wall(m, m.start_us())),
         pending.len(),
         known.len(),
         load(&c.transop_tx) as u32,
@@ -223,8 +244,8 @@ fn status_table(m: &Edge, shared: &Shared, now_us: u64) -> Vec<String> {
     ));
     buf.push_str(&format!(
         "last_super {} sec ago | last_p2p {} sec ago\n",
-        ago(now_us, last_super(m, shared)),
-        ago(now_us, last_p2p(shared))
+        ago(now_us, last_super(m, tunnel)),
+        ago(now_us, last_p2p(tunnel))
     ));
     buf.push_str("\nType \"help\" to see more commands.\n\n");
     out.push(buf);
@@ -250,7 +271,7 @@ fn selection_text(m: &Edge, sn: &KnownSupernode) -> String {
 
 fn json_request(
     m: &Edge,
-    shared: &Shared,
+    tunnel: &Tunnel,
     ctl: &mut Control,
     request: &[u8],
     from: SocketAddr,
@@ -266,7 +287,7 @@ fn json_request(
         return reply;
     }
     let mut rows = Rows::new(&req.tag, &req.method);
-    method(m, shared, ctl, &req, from, &mut rows);
+    method(m, tunnel, ctl, &req, from, &mut rows);
     rows.end()
 }
 
@@ -293,13 +314,13 @@ fn take_for(subs: &mut Subscriptions, queued: usize, to: SocketAddr) -> Vec<Stri
 
 fn method(
     m: &Edge,
-    shared: &Shared,
+    tunnel: &Tunnel,
     ctl: &mut Control,
     req: &Request,
     from: SocketAddr,
     rows: &mut Rows<'_>,
 ) {
-    let c = &shared.counters;
+    let c = tunnel.counters();
     if mgmt::stop_or_verbose(req, rows, &mut ctl.keep_running, &mut ctl.verbosity) {
         return;
     }
@@ -321,7 +342,7 @@ fn method(
             }
         }
         "communities" => {
-            if shared.cfg.header_key.is_some() {
+            if tunnel.config().header_key.is_some() {
                 rows.error("noaccess");
             } else {
                 rows.row(&format!("\"community\":{}", js(&m.community().text())));
@@ -337,8 +358,8 @@ fn method(
                     0,
                     p.sock,
                     0,
-                    p.last_query_us,
-                    p.last_seen_us,
+                    wall(m, p.last_query_us),
+                    wall(m, p.last_seen_us),
                 ));
             }
             for (mac, k) in known {
@@ -350,9 +371,9 @@ fn method(
                     &k.details,
                     local,
                     Some(k.sock),
-                    k.last_rx(),
+                    wall(m, k.last_rx_us),
                     0,
-                    k.last_rx(),
+                    wall(m, k.last_rx_us),
                 ));
             }
         }
@@ -370,7 +391,7 @@ fn method(
                     js(&sn.mac.as_ref().map(mac_text).unwrap_or_default()),
                     js(&sn.addr.to_string()),
                     js(&selection_text(m, sn)),
-                    secs(sn.last_seen_us),
+                    secs(wall(m, sn.last_seen_us)),
                     sn.uptime
                 ));
             }
@@ -392,9 +413,9 @@ fn method(
         "timestamps" => {
             rows.row(&format!(
                 "\"start_time\":{},\"last_super\":{},\"last_p2p\":{}",
-                secs(m.start_us()),
-                secs(last_super(m, shared)),
-                secs(last_p2p(shared))
+                secs(wall(m, m.start_us())),
+                secs(last_super(m, tunnel)),
+                secs(last_p2p(tunnel))
             ));
         }
         "packetstats" => {
@@ -449,12 +470,12 @@ fn edge_fields(
 }
 
 /// n2n's `last_sup`: the last ACK or PACKET from a supernode.
-fn last_super(m: &Edge, shared: &Shared) -> u64 {
-    let relayed = shared.counters.last_super_rx_us.load(Ordering::Relaxed);
-    m.stats().last_super_us.max(relayed)
+fn last_super(m: &Edge, tunnel: &Tunnel) -> u64 {
+    let relayed = tunnel.counters().last_super_rx_us.load(Ordering::Relaxed);
+    wall(m, m.stats().last_super_us).max(relayed)
 }
 
 /// n2n's `last_p2p`: the last PACKET received directly from a peer.
-fn last_p2p(shared: &Shared) -> u64 {
-    shared.counters.last_p2p_rx_us.load(Ordering::Relaxed)
+fn last_p2p(tunnel: &Tunnel) -> u64 {
+    tunnel.counters().last_p2p_rx_us.load(Ordering::Relaxed)
 }

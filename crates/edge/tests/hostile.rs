@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use n2n_crypto::{RandomSource, Xorshift128Plus};
-use n2n_edge::datapath::SharedStamps;
+
 use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
 
 use n2n_proto::{Community, Datagram, Desc, IpSubnet, Mac};
@@ -37,7 +37,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
     let mut e = Edge::new(
         cfg,
         Box::new(Xorshift128Plus::seeded(1)),
-        Arc::new(SharedStamps::default()),
+        Arc::new(n2n_crypto::StampGenerator::default()),
         t0,
     );
     let mut rng = Xorshift128Plus::seeded(2);
@@ -59,7 +59,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
                 SocketAddr::from(([192, 0, 2, 12], 50002))
             };
             if let Ok((dg, _)) = Datagram::decode(&b) {
-                e.handle_control(now, from, dg, None);
+                e.handle_control(now, from, dg);
                 fed += 1;
             }
             let mut m = [0u8; 6];

@@ -5,17 +5,16 @@
 //! reference edge side by side.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
 
-use arc_swap::ArcSwap;
 use n2n_crypto::compress::Codec;
 use n2n_crypto::pearson::pearson_hash_64;
-use n2n_crypto::{HeaderKey, Transform, Xorshift128Plus};
-use n2n_edge::datapath::{DataConfig, Sealer, Shared, SharedStamps, Snapshot};
+use n2n_crypto::{HeaderKey, StampGenerator, Transform, Xorshift128Plus};
 use n2n_edge::events::Subscriptions;
 use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
 use n2n_edge::mgmt::{self, Control};
+use n2n_edge::tunnel::{Halves, Tunnel, TunnelConfig, View};
 use n2n_proto::msg::*;
 use n2n_proto::*;
 
@@ -87,7 +86,7 @@ fn machine() -> Edge {
     let mut e = Edge::new(
         cfg,
         Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(SharedStamps::default()),
+        Arc::new(StampGenerator::default()),
         T0,
     );
     let cookie = sent_cookie(&mut e);
@@ -116,7 +115,7 @@ fn machine() -> Edge {
             key_time: 0,
         }),
     );
-    e.handle_control(T0 + S, sn(1), ack, None);
+    e.handle_control(T0 + S, sn(1), ack);
     let pong = datagram(
         Flags::FROM_SUPERNODE,
         Message::PeerInfo(PeerInfo {
@@ -130,7 +129,7 @@ fn machine() -> Edge {
             version: VersionString::from_text("3.1.1-sn2"),
         }),
     );
-    e.handle_control(T0 + 5 * S, sn(2), pong, None);
+    e.handle_control(T0 + 5 * S, sn(2), pong);
     // A known peer: its REGISTER_ACK, then its own REGISTER with address and description.
     let ack = datagram(
         Flags::EMPTY,
@@ -141,7 +140,7 @@ fn machine() -> Edge {
             sock: None,
         }),
     );
-    e.handle_control(T0 + 10 * S, peer_sock(3), ack, None);
+    e.handle_control(T0 + 10 * S, peer_sock(3), ack);
     let reg = datagram(
         Flags::EMPTY,
         Message::Register(Register {
@@ -153,7 +152,7 @@ fn machine() -> Edge {
             desc: Desc::from_text("three"),
         }),
     );
-    e.handle_control(T0 + 20 * S, peer_sock(3), reg, None);
+    e.handle_control(T0 + 20 * S, peer_sock(3), reg);
     // Pending peers: frames went to them through the supernode; one's socket is known.
     e.handle_hint(T0 + 12 * S, PeerHint::Need(mac(5)));
     e.handle_hint(T0 + 14 * S, PeerHint::Need(mac(4)));
@@ -170,43 +169,39 @@ fn machine() -> Edge {
             version: VersionString::default(),
         }),
     );
-    e.handle_control(T0 + 15 * S, sn(1), info, None);
+    e.handle_control(T0 + 15 * S, sn(1), info);
     while e.poll_action().is_some() {}
     e
 }
 
-fn shared(header_encryption: bool) -> Shared {
-    let shared = Shared {
-        cfg: DataConfig {
-            community: comm(),
-            own_mac: mac(1),
-            transform: 1,
-            compression: 1,
-            header_key: header_encryption.then(|| HeaderKey::for_community(&comm())),
-            multicast: false,
-            routing: false,
-            p2p_window_us: 10 * S,
-            user_auth: false,
-            filter: Default::default(),
-        },
-        snapshot: ArcSwap::from_pointee(Snapshot {
-            registered: true,
-            supernode: sn(1),
-            peers: Default::default(),
-            own_ip: None,
-        }),
-        counters: Default::default(),
-        stamps: Arc::new(SharedStamps::default()),
-        sealer: Mutex::new(Sealer::new(
-            Transform::Null,
-            Codec::new(1).expect("no compression"),
-            1,
-        )),
-        tcp: None,
-        dynamic_key: Default::default(),
-        tap: OnceLock::new(),
+fn tunnel(header_encryption: bool) -> Tunnel {
+    let cfg = TunnelConfig {
+        community: comm(),
+        own_mac: mac(1),
+        transform: 1,
+        compression: 1,
+        header_key: header_encryption.then(|| HeaderKey::for_community(&comm())),
+        multicast: false,
+        routing: false,
+        p2p_window_us: 10 * S,
+        user_auth: false,
+        filter: Default::default(),
     };
-    let c = &shared.counters;
+    let codec = || Codec::new(1).expect("no compression");
+    let halves = Halves {
+        seal: Transform::Null,
+        open: Transform::Null,
+        seal_codec: codec(),
+        open_codec: codec(),
+        seed: 1,
+    };
+    let tunnel = Tunnel::new(cfg, halves, Arc::new(StampGenerator::default()));
+    tunnel.set_view(View {
+        registered: true,
+        supernode: Some(sn(1)),
+        ..View::default()
+    });
+    let c = tunnel.counters();
     // Distinct values: 2 gratuitous ARPs and 1 more broadcast, 3 unicasts via the supernode.
     c.transop_tx.store(17, Ordering::Relaxed);
     c.transop_rx.store(13, Ordering::Relaxed);
@@ -217,7 +212,7 @@ fn shared(header_encryption: bool) -> Shared {
     c.super_broadcast_tx.store(3, Ordering::Relaxed);
     // A PACKET came directly from a peer 10 s after the start.
     c.last_p2p_rx_us.store(T0 + 10_000_000, Ordering::Relaxed);
-    shared
+    tunnel
 }
 
 fn control() -> Control {
@@ -232,7 +227,7 @@ fn control() -> Control {
 
 struct Bench {
     edge: Edge,
-    shared: Shared,
+    tunnel: Tunnel,
     ctl: Control,
 }
 
@@ -240,7 +235,7 @@ impl Bench {
     fn new(header_encryption: bool) -> Self {
         Bench {
             edge: machine(),
-            shared: shared(header_encryption),
+            tunnel: tunnel(header_encryption),
             ctl: control(),
         }
     }
@@ -248,7 +243,7 @@ impl Bench {
     fn ask_from(&mut self, request: &str, from: SocketAddr) -> Vec<String> {
         mgmt::handle(
             &self.edge,
-            &self.shared,
+            &self.tunnel,
             &mut self.ctl,
             NOW,
             request.as_bytes(),
@@ -632,22 +627,22 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
     let edge = Edge::new(
         cfg,
         Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(SharedStamps::default()),
+        Arc::new(StampGenerator::default()),
         T0,
     );
-    let shared = shared(false);
+    let tunnel = tunnel(false);
     for c in [
-        &shared.counters.transop_tx,
-        &shared.counters.p2p_tx,
-        &shared.counters.super_tx,
-        &shared.counters.super_broadcast_tx,
-        &shared.counters.last_p2p_rx_us,
+        &tunnel.counters().transop_tx,
+        &tunnel.counters().p2p_tx,
+        &tunnel.counters().super_tx,
+        &tunnel.counters().super_broadcast_tx,
+        &tunnel.counters().last_p2p_rx_us,
     ] {
         c.store(0, Ordering::Relaxed);
     }
     let mut ctl = control();
     let ask = |ctl: &mut Control, r: &str| {
-        mgmt::handle(&edge, &shared, ctl, NOW, r.as_bytes(), requester())
+        mgmt::handle(&edge, &tunnel, ctl, NOW, r.as_bytes(), requester())
     };
     check(
         ask(&mut ctl, "\n"),

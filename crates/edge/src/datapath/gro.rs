@@ -249,9 +249,9 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::datapath::FRAME_AT;
     use crate::datapath::offload::tests::{tcp_super_frame, tcp6_super_frame};
-    use crate::datapath::offload::{MAX_SEGMENTS, Slot, segment as split};
+    use crate::datapath::offload::{MAX_SEGMENTS, segment as split};
+    use crate::tunnel::{FRAME_AT, Slot};
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<Vec<u8>>>);

@@ -5,7 +5,8 @@
 
 use tun_rs::{VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN, VirtioNetHdr};
 
-use super::{BUF_LEN, FRAME_AT, MAX_FRAME, checksum};
+use super::checksum;
+use crate::tunnel::{FRAME_AT, MAX_FRAME, Slot};
 
 /// Length of the virtio header in front of every TAP read and write when offloads are on.
 pub const VNET_HDR: usize = VIRTIO_NET_HDR_LEN;
@@ -32,33 +33,6 @@ pub enum OffloadError {
     Transport,
     #[error("cannot be segmented")]
     Split,
-}
-
-/// One preallocated transmit buffer: headroom, frame, tailroom (see [`BUF_LEN`]).
-pub struct Slot(pub Box<[u8; BUF_LEN]>);
-
-impl std::fmt::Debug for Slot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Slot")
-    }
-}
-
-impl Default for Slot {
-    fn default() -> Self {
-        Slot(Box::new([0u8; BUF_LEN]))
-    }
-}
-
-impl AsRef<[u8]> for Slot {
-    fn as_ref(&self) -> &[u8] {
-        &self.0[..]
-    }
-}
-
-impl AsMut<[u8]> for Slot {
-    fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.0[..]
-    }
 }
 
 /// Turns one TAP read (virtio header + frame) into frames at `slots[i][FRAME_AT..][..lens[i]]`.

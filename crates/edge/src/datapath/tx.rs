@@ -1,65 +1,41 @@
 //! TAP → UDP: one thread and preallocated buffers, no allocation per frame. With TAP offloads
-//! a read is a super-frame that is cut into frames, each sealed in place in its own slot, and
-//! the datagrams leave in GSO batches.
+//! a read is a super-frame that is cut into frames, one per slot; the Tunnel seals them in
+//! place and says where they go; the datagrams leave in GSO batches.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
+use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use n2n_daemon::unix_micros;
-use n2n_proto::Mac;
 use quinn_udp::UdpSocketState;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, trace};
 
-use super::frame::{dst_mac, multicast_blocked, tx_blocked};
-use super::offload::{MAX_READ, MAX_SEGMENTS, Slot, segment};
-use super::{BUF_LEN, Counters, Event, FRAME_AT, FrameIo, HintLimiter, MAX_FRAME, Shared};
-use crate::machine::PeerHint;
+use super::offload::{MAX_READ, MAX_SEGMENTS, segment};
+use super::{ControlTx, FrameIo, Shared, now};
+use crate::tunnel::{DropReason, Encap, FRAME_AT, MAX_FRAME, Path, Slot};
 use n2n_daemon::udp::GsoBatch;
 
-/// Seals `frame` (copied into `buf`) and sends it to `to`. Used for frames the edge makes
-/// itself (gratuitous ARP).
-pub fn send_frame(
-    shared: &Shared,
-    udp: &UdpSocket,
-    buf: &mut [u8; BUF_LEN],
-    len: usize,
-    dst: Mac,
-    to: SocketAddr,
-) -> bool {
-    let now = unix_micros();
-    let sealed = {
-        let Ok(mut sealer) = shared.sealer.lock() else {
-            return false;
-        };
-        sealer.seal(&shared.cfg, &shared.stamps, buf, len, dst, now)
+/// Seals the frame in `slot` and sends it where the Tunnel says. Used for frames the edge
+/// makes itself (gratuitous ARP).
+pub fn send_frame(shared: &Shared, udp: &UdpSocket, slot: &mut Slot, len: usize) -> bool {
+    let mut out: [std::ops::Range<usize>; 1] = Default::default();
+    let tunnel = &shared.tunnel;
+    let Encap::Send { to, path, .. } =
+        tunnel.encapsulate(now(), std::slice::from_mut(slot), &[len], &mut out)
+    else {
+        return false;
     };
-    let Some(range) = sealed else { return false };
-    if let Some(link) = &shared.tcp {
-        let ok = link.send(&buf[range]);
-        if ok {
-            Counters::bump(&shared.counters.transop_tx);
-            if dst.is_multi_or_broadcast() {
-                Counters::bump(&shared.counters.super_broadcast_tx);
-            }
-        }
-        return ok;
+    let datagram = &slot.0[out[0].clone()];
+    let sent = match (&shared.tcp, path) {
+        (Some(link), Path::Supernode) => link.send(datagram),
+        _ => udp
+            .send_to(datagram, to)
+            .inspect_err(|e| debug!(%to, error = %e, "send failed"))
+            .is_ok(),
+    };
+    if !sent {
+        tunnel.count_drop(DropReason::Send, 1);
     }
-    match udp.send_to(&buf[range], to) {
-        Ok(_) => {
-            Counters::bump(&shared.counters.transop_tx);
-            if dst.is_multi_or_broadcast() {
-                // n2n counts its gratuitous ARPs as broadcasts through the supernode.
-                Counters::bump(&shared.counters.super_broadcast_tx);
-            }
-            true
-        }
-        Err(e) => {
-            debug!(%to, error = %e, "send failed");
-            false
-        }
-    }
+    sent
 }
 
 /// The send thread's state.
@@ -67,10 +43,10 @@ struct Tx {
     shared: Arc<Shared>,
     udp: UdpSocket,
     state: Arc<UdpSocketState>,
-    events: UnboundedSender<Event>,
-    hints: HintLimiter,
+    control: ControlTx,
     slots: Vec<Slot>,
     lens: Vec<usize>,
+    out: Vec<Range<usize>>,
     batch: GsoBatch,
 }
 
@@ -80,19 +56,19 @@ pub fn run_tx(
     tap: Arc<dyn FrameIo>,
     udp: UdpSocket,
     state: Arc<UdpSocketState>,
-    events: UnboundedSender<Event>,
+    control: ControlTx,
 ) {
     let vnet = tap.vnet_hdr();
     let mut tx = Tx {
         shared,
         udp,
         state,
-        events,
-        hints: HintLimiter::default(),
+        control,
         slots: (0..if vnet { MAX_SEGMENTS } else { 1 })
             .map(|_| Slot::default())
             .collect(),
         lens: vec![0; MAX_SEGMENTS],
+        out: vec![0..0; MAX_SEGMENTS],
         batch: GsoBatch::default(),
     };
     let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];
@@ -111,7 +87,7 @@ pub fn run_tx(
             Ok(Ok(count)) => tx.send(count),
             Ok(Err(e)) => {
                 trace!(error = %e, "TAP read dropped");
-                Counters::bump(&tx.shared.counters.dropped);
+                tx.shared.tunnel.count_drop(DropReason::TapRead, 1);
             }
             Err(e) => {
                 debug!(error = %e, "TAP read failed; stopping the send thread");
@@ -122,70 +98,32 @@ pub fn run_tx(
 }
 
 impl Tx {
-    /// Seals and sends the `count` frames now in the slots; they share one Ethernet header.
+    /// Sends the `count` frames now in the slots where the Tunnel says.
     fn send(&mut self, count: usize) {
-        let shared = &*self.shared;
-        let c = &shared.counters;
-        let frame = &self.slots[0].0[FRAME_AT..FRAME_AT + self.lens[0]];
-        if self.lens[0] < 14 {
-            Counters::bump(&c.dropped);
+        let tunnel = &self.shared.tunnel;
+        let encap = tunnel.encapsulate(
+            now(),
+            &mut self.slots[..count],
+            &self.lens[..count],
+            &mut self.out[..count],
+        );
+        let Encap::Send { to, path, hint } = encap else {
             return;
-        }
-        let snap = shared.snapshot.load();
-        let dst = dst_mac(frame);
-        if !snap.registered
-            || multicast_blocked(&dst, shared.cfg.multicast)
-            || tx_blocked(frame, snap.own_ip, shared.cfg.routing)
-            || !shared.cfg.filter.allows(frame)
-        {
-            c.dropped.fetch_add(count as u64, Ordering::Relaxed);
-            return;
-        }
-        let now = unix_micros();
-        let direct = if dst.is_multi_or_broadcast() {
-            None
-        } else {
-            match snap.peers.get(&dst) {
-                Some(r)
-                    if now.saturating_sub(r.last_rx.load(Ordering::Relaxed))
-                        < shared.cfg.p2p_window_us =>
-                {
-                    Some(r.sock)
-                }
-                _ => {
-                    if self.hints.allow(dst, now) {
-                        let _ = self.events.send(Event::Hint(PeerHint::Need(dst)));
-                    }
-                    None
-                }
-            }
         };
-        let to = direct.unwrap_or(snap.supernode);
-        let mut sent = 0u64;
+        self.control.hint(tunnel, hint);
         let mut lost = 0usize;
-        if let Ok(mut sealer) = shared.sealer.lock() {
-            for (slot, &len) in self.slots.iter_mut().zip(&self.lens).take(count) {
-                let Some(r) = sealer.seal(&shared.cfg, &shared.stamps, &mut slot.0, len, dst, now)
-                else {
-                    continue;
-                };
-                match (&shared.tcp, direct) {
-                    (Some(link), None) => lost += usize::from(!link.send(&slot.0[r])),
-                    _ => lost += self.batch.push(&self.state, &self.udp, to, &slot.0[r]),
-                }
-                sent += 1;
+        for (slot, r) in self.slots.iter().zip(&self.out).take(count) {
+            if r.is_empty() {
+                continue;
+            }
+            let datagram = &slot.0[r.clone()];
+            match (&self.shared.tcp, path) {
+                (Some(link), Path::Supernode) => lost += usize::from(!link.send(datagram)),
+                _ => lost += self.batch.push(&self.state, &self.udp, to, datagram),
             }
         }
         lost += self.batch.flush(&self.state, &self.udp);
-        let ok = sent.saturating_sub(lost as u64);
-        c.transop_tx.fetch_add(ok, Ordering::Relaxed);
-        c.dropped.fetch_add(count as u64 - ok, Ordering::Relaxed);
-        let kind = match direct {
-            Some(_) => &c.p2p_tx,
-            None if dst.is_multi_or_broadcast() => &c.super_broadcast_tx,
-            None => &c.super_tx,
-        };
-        kind.fetch_add(ok, Ordering::Relaxed);
-        trace!(%dst, %to, count, "frames sent");
+        tunnel.count_drop(DropReason::Send, lost as u64);
+        trace!(%to, count, "frames sent");
     }
 }

@@ -40,7 +40,7 @@ fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
     Edge::new(
         cfg,
         Box::new(Xorshift128Plus::seeded(3)),
-        Arc::new(SharedStamps::default()),
+        Arc::new(n2n_crypto::StampGenerator::default()),
         T0,
     )
 }
@@ -114,12 +114,7 @@ fn a_lan_register_is_answered_directly_and_starts_registration() {
     let mut e = edge(true, 0);
     sent(&mut e);
     let lan_peer = SocketAddr::from(([10, 1, 0, 3], 41000));
-    e.handle_lan(
-        T0,
-        lan_peer,
-        register(PEER, Mac::NULL, cookie::MCAST, None),
-        None,
-    );
+    e.handle_lan(T0, lan_peer, register(PEER, Mac::NULL, cookie::MCAST, None));
     let out = sent(&mut e);
     assert!(out.iter().any(|(dst, _, d)| *dst == lan_peer
         && matches!(&d.msg, Message::RegisterAck(a) if a.cookie == cookie::MCAST && a.dst_mac == PEER)));
@@ -129,39 +124,29 @@ fn a_lan_register_is_answered_directly_and_starts_registration() {
     );
     // Our own echo, other communities, relayed ones and REGISTERs for someone else: ignored.
     let me = e.mac();
-    e.handle_lan(
-        T0,
-        lan_peer,
-        register(me, Mac::NULL, cookie::MCAST, None),
-        None,
-    );
+    e.handle_lan(T0, lan_peer, register(me, Mac::NULL, cookie::MCAST, None));
     let mut other = register(Mac([2, 0, 0, 0, 0, 7]), Mac::NULL, cookie::MCAST, None);
     other.community = Community::new("elsewhere").expect("valid");
-    e.handle_lan(T0, lan_peer, other, None);
+    e.handle_lan(T0, lan_peer, other);
     let relayed = register(
         Mac([2, 0, 0, 0, 0, 8]),
         Mac::NULL,
         cookie::MCAST,
         Some(sn()),
     );
-    e.handle_lan(T0, lan_peer, relayed, None);
+    e.handle_lan(T0, lan_peer, relayed);
     let for_else = register(
         Mac([2, 0, 0, 0, 0, 9]),
         Mac([2, 0, 0, 0, 0, 5]),
         cookie::MCAST,
         None,
     );
-    e.handle_lan(T0, lan_peer, for_else, None);
+    e.handle_lan(T0, lan_peer, for_else);
     assert!(sent(&mut e).is_empty());
     // With discovery off the machine ignores the group entirely.
     let mut off = edge(false, 0);
     sent(&mut off);
-    off.handle_lan(
-        T0,
-        lan_peer,
-        register(PEER, Mac::NULL, cookie::MCAST, None),
-        None,
-    );
+    off.handle_lan(T0, lan_peer, register(PEER, Mac::NULL, cookie::MCAST, None));
     assert!(sent(&mut off).is_empty());
 }
 
@@ -174,16 +159,16 @@ fn a_lan_path_is_not_replaced_by_a_nat_path_for_15_seconds() {
         SocketAddr::from(([198, 18, 1, 2], 52000)),
     );
     let me = e.mac();
-    e.handle_control(T0, lan, ack(cookie::MCAST, me), None);
+    e.handle_control(T0, lan, ack(cookie::MCAST, me));
     assert_eq!(e.route(&PEER, T0 + 1), Some(lan));
-    e.handle_control(T0 + S, public, ack(cookie::REGULAR, me), None);
+    e.handle_control(T0 + S, public, ack(cookie::REGULAR, me));
     assert_eq!(
         e.route(&PEER, T0 + S + 1),
         Some(lan),
         "lower rank, too soon"
     );
-    e.handle_control(T0 + 2 * S, lan, ack(cookie::LOCAL, me), None);
-    e.handle_control(T0 + 18 * S, public, ack(cookie::REGULAR, me), None);
+    e.handle_control(T0 + 2 * S, lan, ack(cookie::LOCAL, me));
+    e.handle_control(T0 + 18 * S, public, ack(cookie::REGULAR, me));
     assert_eq!(
         e.route(&PEER, T0 + 18 * S + 1),
         Some(public),
@@ -202,7 +187,6 @@ fn register_ttl_controls_punching_towards_a_relayed_peer() {
             T0,
             sn(),
             register(PEER, me, cookie::FORWARDED, Some(public)),
-            None,
         );
         sent(&mut e)
     };

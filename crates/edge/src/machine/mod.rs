@@ -1,7 +1,8 @@
 //! The edge's protocol state machine (spec §7.1–7.7): supernode registration and fail-over,
 //! peer discovery and hole punching. No sockets, no clock, no OS randomness: the shell passes
-//! in decoded control messages, hints from the data path and the time, and performs the
-//! [`Action`]s it queues.
+//! in control messages (opened and stamp-checked by the Tunnel), hints from the data plane and
+//! the monotonic time, and performs the [`Action`]s it queues. The wall clock enters only as
+//! an offset for the `-H` stamps of what it sends ([`Edge::set_wall_clock`]).
 
 mod peers;
 mod selection;
@@ -12,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use n2n_crypto::{HeaderKey, RandomSource, SenderStamp};
+use n2n_crypto::{HeaderKey, RandomSource, StampGenerator};
 use n2n_proto::msg::*;
 use n2n_proto::{
     Auth, Community, Datagram, Desc, Flags, IpSubnet, Mac, Message, Sock, auth_scheme,
@@ -24,13 +25,10 @@ pub use selection::Selection;
 pub use supernodes::{KnownSupernode, SupernodeWatch};
 pub use user_auth::UserCredentials;
 
-use crate::datapath::{SharedStamps, StampSender};
 use crate::events::peer_action;
 
 /// Most pending and most known peers: hostile traffic must not grow the tables without bound.
 pub const MAX_PEERS: usize = 4096;
-/// Senders whose control-message time stamps are tracked; the table is cleared when full.
-const MAX_STAMP_SLOTS: usize = 4096;
 
 /// RE_REGISTER_SUPER is obeyed at most this soon after our last registration.
 const RE_REGISTER_MIN_US: u64 = 1_000_000;
@@ -64,7 +62,7 @@ pub enum Action {
         ttl: u8,
     },
     /// The set of peer-to-peer peers, the supernode or the registration state changed:
-    /// publish a new snapshot to the data path.
+    /// send the data plane a new view (`tunnel::View::of`).
     RoutesChanged,
     /// The supernode assigned our address (auto mode): create the TAP with it.
     AddressAssigned(IpSubnet),
@@ -101,7 +99,7 @@ impl DynamicKey {
 pub enum PeerHint {
     /// We sent a unicast frame to `mac` via the supernode: look it up (spec §7.5 step 2).
     Need(Mac),
-    /// A PACKET came directly from `mac` at `from`.
+    /// PACKETs come directly from `mac` at `from` (at most one hint a second per peer).
     Direct { mac: Mac, from: SocketAddr },
     /// A PACKET relayed by the supernode says `mac` is at `sock`; `unicast` when it was
     /// addressed to us (broadcasts say nothing of our relayed traffic).
@@ -153,7 +151,9 @@ pub struct Edge {
     cfg: EdgeMachineConfig,
     token: [u8; 16],
     rng: Box<dyn RandomSource + Send>,
-    stamp_gen: Arc<SharedStamps>,
+    stamp_gen: Arc<StampGenerator>,
+    /// Wall clock minus monotonic clock (µs), for the `-H` stamps of what we send.
+    wall_offset_us: i64,
     actions: VecDeque<Action>,
     /// Configured and learnt supernodes; `sn_index` is the one in use.
     sns: Vec<KnownSupernode>,
@@ -170,8 +170,6 @@ pub struct Edge {
     next_purge_us: u64,
     start_us: u64,
     stats: EdgeStats,
-    /// Header time stamps of control senders (`-H`).
-    stamps: std::collections::HashMap<StampSender, SenderStamp>,
     /// User/password: the dynamic header key (random until the supernode hands it over) and
     /// the challenge of the last REGISTER_SUPER.
     dynamic_key: Option<Box<HeaderKey>>,
@@ -194,7 +192,7 @@ impl Edge {
     pub fn new(
         cfg: EdgeMachineConfig,
         mut rng: Box<dyn RandomSource + Send>,
-        stamps: Arc<SharedStamps>,
+        stamps: Arc<StampGenerator>,
         now_us: u64,
     ) -> Self {
         let mut token = [0u8; 16];
@@ -214,6 +212,7 @@ impl Edge {
             token,
             rng,
             stamp_gen: stamps,
+            wall_offset_us: 0,
             actions: VecDeque::new(),
             sns,
             sn_index: 0,
@@ -229,7 +228,6 @@ impl Edge {
             next_purge_us: now_us + PURGE_US,
             start_us: now_us,
             stats: EdgeStats::default(),
-            stamps: Default::default(),
             dynamic_key: None,
             challenge: [0; 16],
         };
@@ -244,6 +242,17 @@ impl Edge {
         }
         e.start_supernodes(now_us);
         e
+    }
+
+    /// The wall clock at monotonic time `mono_us` (the shell tells it before each call; tests
+    /// leave both clocks equal). Only the `-H` stamps of what the machine sends use it.
+    pub fn set_wall_clock(&mut self, mono_us: u64, wall_us: u64) {
+        self.wall_offset_us = wall_us.wrapping_sub(mono_us) as i64;
+    }
+
+    /// The wall-clock time of monotonic time `mono_us` (management API times).
+    pub fn wall_time(&self, mono_us: u64) -> u64 {
+        mono_us.wrapping_add_signed(self.wall_offset_us)
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -371,7 +380,8 @@ impl Edge {
         if let Some(key) = key {
             let n = data.len();
             let r = self.rng.next_u64() as u32;
-            key.encrypt(&mut data, n, self.stamp_gen.next(now_us), r);
+            let wall_us = self.wall_time(now_us);
+            key.encrypt(&mut data, n, self.stamp_gen.next(wall_us), r);
         }
         if registration && let Some(user) = &self.cfg.user {
             let t = user.trailer(&data);
@@ -451,7 +461,7 @@ impl Edge {
         if !self.sn_wait {
             let actions = &mut self.actions;
             self.known.retain(|mac, k| {
-                let keep = now_us.saturating_sub(k.last_rx()) < PEER_TIMEOUT_US;
+                let keep = now_us.saturating_sub(k.last_rx_us) < PEER_TIMEOUT_US;
                 if !keep {
                     actions.push_back(Action::PeerEvent {
                         action: peer_action::PURGE,
@@ -483,16 +493,10 @@ impl Edge {
         self.emit(self.supernode(), Flags::EMPTY, msg, now_us);
     }
 
-    /// A control datagram, header already decrypted and decoded; `stamp` is its header time
-    /// stamp under `-H` (already inside the ±16 s frame).
-    pub fn handle_control(
-        &mut self,
-        now_us: u64,
-        from: SocketAddr,
-        d: Datagram,
-        stamp: Option<u64>,
-    ) {
-        self.handle_control_opened(now_us, from, d, stamp, None);
+    /// A control datagram, header already opened, time stamp checked (the Tunnel's one
+    /// replay table) and decoded.
+    pub fn handle_control(&mut self, now_us: u64, from: SocketAddr, d: Datagram) {
+        self.handle_control_opened(now_us, from, d, None);
     }
 
     /// [`Self::handle_control`] for a header the static key opened over all but a 16-byte
@@ -502,7 +506,6 @@ impl Edge {
         now_us: u64,
         from: SocketAddr,
         d: Datagram,
-        stamp: Option<u64>,
         trailer: Option<([u8; 16], [u8; 16])>,
     ) {
         if d.community.as_bytes() != self.cfg.community.as_bytes() {
@@ -523,13 +526,6 @@ impl Edge {
             }
         }
         let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
-        let jitter = matches!(d.msg, Message::PeerInfo(_));
-        if let Some(stamp) = stamp
-            && !self.accept_stamp(now_us, from_sn, from, &d.msg, stamp, jitter)
-        {
-            debug!(%from, "dropped a replayed or reordered control message");
-            return;
-        }
         match d.msg {
             Message::RegisterSuperAck(ack) => self.on_ack(now_us, from, ack),
             Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
@@ -570,32 +566,6 @@ impl Edge {
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => {}
         }
-    }
-
-    /// Per-sender time-stamp check (spec §4.6): strictly increasing, except where `jitter`
-    /// (PEER_INFO, LAN REGISTERs) allows reordering by about 160 ms.
-    fn accept_stamp(
-        &mut self,
-        now_us: u64,
-        from_sn: bool,
-        from: SocketAddr,
-        msg: &Message,
-        stamp: u64,
-        jitter: bool,
-    ) -> bool {
-        let src = match msg {
-            Message::Register(r) => r.src_mac,
-            Message::RegisterAck(a) => a.src_mac,
-            _ => Mac::NULL,
-        };
-        if self.stamps.len() >= MAX_STAMP_SLOTS {
-            self.stamps.clear();
-        }
-        let slot = self
-            .stamps
-            .entry(StampSender::of(from_sn, from, src))
-            .or_insert_with(|| SenderStamp::new(now_us));
-        slot.accept(stamp, jitter)
     }
 
     fn on_ack(&mut self, now_us: u64, from: SocketAddr, ack: RegisterSuperAck) {

@@ -2,8 +2,6 @@
 //! path ranking, keep-alives and the routes the data path may use.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use n2n_proto::msg::*;
 use n2n_proto::{Datagram, Flags, IpSubnet, Mac, Message, cookie};
@@ -20,18 +18,14 @@ impl Edge {
     }
 
     /// A REGISTER heard on the LAN multicast group (spec §7.6): answered like a direct one.
-    pub fn handle_lan(&mut self, now_us: u64, from: SocketAddr, d: Datagram, stamp: Option<u64>) {
+    /// The Tunnel opened it and checked its stamp (with jitter).
+    pub fn handle_lan(&mut self, now_us: u64, from: SocketAddr, d: Datagram) {
         let Message::Register(r) = &d.msg else { return };
         if !self.cfg.lan_discovery
             || d.community.as_bytes() != self.cfg.community.as_bytes()
             || d.flags.contains(Flags::FROM_SUPERNODE)
             || r.src_mac == self.cfg.mac
             || (r.dst_mac != Mac::NULL && r.dst_mac != self.cfg.mac)
-        {
-            return;
-        }
-        if let Some(stamp) = stamp
-            && !self.accept_stamp(now_us, false, from, &d.msg, stamp, true)
         {
             return;
         }
@@ -75,7 +69,7 @@ impl Edge {
             if now_us >= k.last_register_us + KEEPALIVE_US {
                 // Checked again in KEEPALIVE_US; a REGISTER goes only to peers that were quiet.
                 k.last_register_us = now_us;
-                if now_us.saturating_sub(k.last_rx()) >= KEEPALIVE_US {
+                if now_us.saturating_sub(k.last_rx_us) >= KEEPALIVE_US {
                     due.push((*mac, k.sock));
                 }
             }
@@ -277,7 +271,9 @@ impl Edge {
         self.announce_on_lan(now_us);
     }
 
-    /// Whether a known peer may be sent to directly.
+    /// Whether a known peer is fresh enough for the data plane to send to it directly
+    /// (tests; the Tunnel decides from the published routes).
+    #[cfg(test)]
     pub fn route(&self, mac: &Mac, now_us: u64) -> Option<SocketAddr> {
         self.known
             .get(mac)
@@ -285,10 +281,8 @@ impl Edge {
             .map(|k| k.sock)
     }
 
-    /// The liveness counters the data path updates for each known peer.
-    pub fn routes(&self) -> impl Iterator<Item = (Mac, SocketAddr, Arc<AtomicU64>)> + '_ {
-        self.known
-            .iter()
-            .map(|(m, k)| (*m, k.sock, k.last_rx_handle()))
+    /// The confirmed direct paths and when each was last heard from.
+    pub fn routes(&self) -> impl Iterator<Item = (Mac, SocketAddr, u64)> + '_ {
+        self.known.iter().map(|(m, k)| (*m, k.sock, k.last_rx_us))
     }
 }

@@ -1,8 +1,6 @@
 //! Peer table entries (spec §7.5): pending (being registered) and known (p2p confirmed).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use n2n_proto::{Desc, IpSubnet};
 
@@ -42,8 +40,8 @@ impl Pending {
 #[derive(Debug, Clone)]
 pub struct Known {
     pub sock: SocketAddr,
-    /// Last direct traffic from it; the receive thread updates it without locking.
-    last_rx: Arc<AtomicU64>,
+    /// Last direct traffic from it (the data plane's hints tell it, about once a second).
+    pub last_rx_us: u64,
     pub last_register_us: u64,
     /// The REGISTER cookie that confirmed `sock` (its rank: LAN beats NAT) and when.
     pub cookie: u32,
@@ -55,7 +53,7 @@ impl Known {
     pub fn new(sock: SocketAddr, cookie: u32, now_us: u64) -> Self {
         Known {
             sock,
-            last_rx: Arc::new(AtomicU64::new(now_us)),
+            last_rx_us: now_us,
             last_register_us: now_us,
             cookie,
             confirmed_us: now_us,
@@ -63,20 +61,12 @@ impl Known {
         }
     }
 
-    pub fn touch(&self, now_us: u64) {
-        self.last_rx.fetch_max(now_us, Ordering::Relaxed);
-    }
-
-    pub fn last_rx(&self) -> u64 {
-        self.last_rx.load(Ordering::Relaxed)
+    pub fn touch(&mut self, now_us: u64) {
+        self.last_rx_us = self.last_rx_us.max(now_us);
     }
 
     /// Heard from directly within `window_us`.
     pub fn fresh(&self, now_us: u64, window_us: u64) -> bool {
-        now_us.saturating_sub(self.last_rx()) < window_us
-    }
-
-    pub fn last_rx_handle(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.last_rx)
+        now_us.saturating_sub(self.last_rx_us) < window_us
     }
 }

@@ -49,13 +49,13 @@ fn registered(sns: &[u8], loads: &[u32]) -> (Edge, u64) {
     );
     let mut t = T0 + 10_000;
     for (n, load) in sns.iter().zip(loads) {
-        e.handle_control(t, sn(*n), pong(*n, *load), None);
+        e.handle_control(t, sn(*n), pong(*n, *load));
         t += 1000;
     }
     let (tx, _) = drain(&mut e);
     let cookie = sent_cookie(&tx);
     let to = registrations_to(&tx)[0];
-    e.handle_control(t, to, ack_for(cookie, IpSubnet::UNSPECIFIED), None);
+    e.handle_control(t, to, ack_for(cookie, IpSubnet::UNSPECIFIED));
     assert!(e.is_registered());
     drain(&mut e);
     (e, t)
@@ -72,7 +72,7 @@ fn select_rtt_takes_the_first_to_answer() {
     let mut cfg_edge = edge(addr(), vec![sn(1), sn(2)]);
     cfg_edge.cfg.selection = Selection::Rtt;
     drain(&mut cfg_edge);
-    cfg_edge.handle_control(T0 + 4_000, sn(2), pong(2, 0), None);
+    cfg_edge.handle_control(T0 + 4_000, sn(2), pong(2, 0));
     let (tx, _) = drain(&mut cfg_edge);
     assert_eq!(
         registrations_to(&tx),
@@ -87,8 +87,8 @@ fn select_mac_takes_the_lowest_mac() {
     let mut e = edge(addr(), vec![sn(1), sn(2)]);
     e.cfg.selection = Selection::Mac;
     drain(&mut e);
-    e.handle_control(T0 + 1_000, sn(1), pong(9, 0), None);
-    e.handle_control(T0 + 2_000, sn(2), pong(3, 0), None);
+    e.handle_control(T0 + 1_000, sn(1), pong(9, 0));
+    e.handle_control(T0 + 2_000, sn(2), pong(3, 0));
     let (tx, _) = drain(&mut e);
     assert_eq!(registrations_to(&tx), vec![sn(2)]);
 }
@@ -112,7 +112,7 @@ fn acks_teach_the_federations_supernodes() {
             entry([198, 18, 0, 9], 7654), // a duplicate
         ];
     }
-    e.handle_control(T0 + 1_000, sn(1), ack, None);
+    e.handle_control(T0 + 1_000, sn(1), ack);
     let learnt: Vec<_> = e
         .supernodes()
         .iter()
@@ -173,7 +173,7 @@ fn a_supernode_that_answers_its_probes_is_kept() {
         e.handle_timeout(t);
         let (tx, _) = drain(&mut e);
         for to in pings_to(&tx) {
-            e.handle_control(t + 1_000, to, pong(1, 1), None);
+            e.handle_control(t + 1_000, to, pong(1, 1));
         }
     }
     assert_eq!(e.supernode(), sn(1));
@@ -204,9 +204,9 @@ fn idle_edges_send_only_what_n2n_sends() {
             // Every supernode answers at once.
             match &d.msg {
                 Message::RegisterSuper(r) => {
-                    e.handle_control(t, to, ack_for(r.cookie, IpSubnet::UNSPECIFIED), None)
+                    e.handle_control(t, to, ack_for(r.cookie, IpSubnet::UNSPECIFIED))
                 }
-                Message::QueryPeer(_) => e.handle_control(t, to, pong(1, 1), None),
+                Message::QueryPeer(_) => e.handle_control(t, to, pong(1, 1)),
                 _ => {}
             }
             sent.push((to, d.msg.msg_type()));
@@ -239,13 +239,12 @@ fn sweeps_move_to_a_nearer_supernode() {
     let mut e = edge(addr(), vec![sn(1), sn(2)]);
     e.cfg.selection = Selection::Rtt;
     drain(&mut e);
-    e.handle_control(T0 + 1_000, sn(1), pong(1, 0), None);
+    e.handle_control(T0 + 1_000, sn(1), pong(1, 0));
     let (tx, _) = drain(&mut e);
     e.handle_control(
         T0 + 2_000,
         sn(1),
         ack_for(sent_cookie(&tx), IpSubnet::UNSPECIFIED),
-        None,
     );
     assert_eq!(e.supernode(), sn(1));
     // At the sweep, supernode 2 answers in 5 ms and supernode 1 in 80 ms.
@@ -253,8 +252,8 @@ fn sweeps_move_to_a_nearer_supernode() {
     e.handle_timeout(t);
     let (tx, _) = drain(&mut e);
     assert_eq!(pings_to(&tx).len(), 2);
-    e.handle_control(t + 5_000, sn(2), pong(2, 0), None);
-    e.handle_control(t + 80_000, sn(1), pong(1, 0), None);
+    e.handle_control(t + 5_000, sn(2), pong(2, 0));
+    e.handle_control(t + 80_000, sn(1), pong(1, 0));
     // The registration due meanwhile is answered.
     let t_reg = T0 + 40 * S + 10_000;
     e.handle_timeout(t_reg);
@@ -263,7 +262,6 @@ fn sweeps_move_to_a_nearer_supernode() {
         t_reg,
         sn(1),
         ack_for(sent_cookie(&tx), IpSubnet::UNSPECIFIED),
-        None,
     );
     let t = e.watch.next_sweep_us;
     e.handle_timeout(t);

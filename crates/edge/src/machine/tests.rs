@@ -35,7 +35,7 @@ pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> E
     Edge::new(
         cfg,
         Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(SharedStamps::default()),
+        Arc::new(n2n_crypto::StampGenerator::default()),
         T0,
     )
 }
@@ -91,19 +91,9 @@ fn registers_and_announces_itself() {
     let cookie = sent_cookie(&tx);
     assert_eq!(tx[0].0, sn(1));
     // An ACK with the wrong cookie is ignored.
-    e.handle_control(
-        T0 + 1000,
-        sn(1),
-        ack_for(cookie ^ 1, IpSubnet::UNSPECIFIED),
-        None,
-    );
+    e.handle_control(T0 + 1000, sn(1), ack_for(cookie ^ 1, IpSubnet::UNSPECIFIED));
     assert!(!e.is_registered());
-    e.handle_control(
-        T0 + 2000,
-        sn(1),
-        ack_for(cookie, IpSubnet::UNSPECIFIED),
-        None,
-    );
+    e.handle_control(T0 + 2000, sn(1), ack_for(cookie, IpSubnet::UNSPECIFIED));
     assert!(e.is_registered());
     let (_, other) = drain(&mut e);
     assert!(other.contains(&Action::GratuitousArp) && other.contains(&Action::RoutesChanged));
@@ -158,7 +148,7 @@ fn asks_the_supernode_for_an_address_first() {
     };
     assert!(r.edge_mac.is_null() && r.dev_addr == IpSubnet::UNSPECIFIED);
     let assigned = IpSubnet::new([10, 77, 0, 5].into(), 24);
-    e.handle_control(T0 + 1000, sn(1), ack_for(r.cookie, assigned), None);
+    e.handle_control(T0 + 1000, sn(1), ack_for(r.cookie, assigned));
     let (tx, other) = drain(&mut e);
     assert!(other.contains(&Action::AddressAssigned(assigned)));
     let Message::RegisterSuper(r) = &tx[0].1.msg else {
@@ -200,7 +190,7 @@ fn hole_punching_and_peer_confirmation() {
             desc: Desc::default(),
         }),
     );
-    e.handle_control(T0 + 2 * S, sn(1), relayed, None);
+    e.handle_control(T0 + 2 * S, sn(1), relayed);
     let (tx, _) = drain(&mut e);
     assert!(tx.iter().any(|(dst, d)| *dst == public
         && matches!(&d.msg, Message::Register(r) if r.cookie == cookie::REGULAR)));
@@ -216,7 +206,7 @@ fn hole_punching_and_peer_confirmation() {
             sock: None,
         }),
     );
-    e.handle_control(T0 + 2 * S + 100, public, ack, None);
+    e.handle_control(T0 + 2 * S + 100, public, ack);
     assert_eq!(e.route(&peer, T0 + 3 * S), Some(public));
     assert!(drain(&mut e).1.contains(&Action::RoutesChanged));
     // Silent for longer than half the interval: no longer used directly.
@@ -242,36 +232,81 @@ fn answers_direct_registers_addressed_to_it_only() {
             }),
         )
     };
-    e.handle_control(T0, from, reg(Mac([2, 0, 0, 0, 0, 9])), None);
+    e.handle_control(T0, from, reg(Mac([2, 0, 0, 0, 0, 9])));
     assert!(drain(&mut e).0.is_empty());
-    e.handle_control(T0, from, reg(e.mac()), None);
+    e.handle_control(T0, from, reg(e.mac()));
     let (tx, _) = drain(&mut e);
     assert!(tx.iter().any(|(dst, d)| *dst == from
         && matches!(&d.msg, Message::RegisterAck(a) if a.dst_mac == Mac([2, 0, 0, 0, 0, 2]))));
 }
 
 #[test]
-fn replayed_control_messages_are_dropped() {
+fn a_stepped_wall_clock_stalls_and_purges_nothing() {
     let mut e = edge(addr(), vec![sn(1)]);
-    drain(&mut e);
-    let from = SocketAddr::from(([198, 18, 2, 2], 50000));
-    let reg = Datagram::new(
+    let key = HeaderKey::for_community(e.community());
+    e.cfg.header_key = Some(key.clone());
+    let cookie = sent_cookie(&drain(&mut e).0);
+    e.handle_control(T0, sn(1), ack_for(cookie, addr().expect("addr")));
+    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    let public = SocketAddr::from(([198, 18, 2, 2], 50000));
+    let ack = Datagram::new(
         Community::new("test").expect("valid"),
         Flags::EMPTY,
-        Message::Register(Register {
+        Message::RegisterAck(RegisterAck {
             cookie: cookie::REGULAR,
-            src_mac: Mac([2, 0, 0, 0, 0, 2]),
             dst_mac: e.mac(),
+            src_mac: peer,
             sock: None,
-            dev_addr: IpSubnet::UNSPECIFIED,
-            desc: Desc::default(),
         }),
     );
-    let stamp = n2n_crypto::header_enc::stamp_at(T0);
-    e.handle_control(T0, from, reg.clone(), Some(stamp));
-    assert!(!drain(&mut e).0.is_empty(), "first REGISTER answered");
-    e.handle_control(T0 + 1000, from, reg.clone(), Some(stamp));
-    assert!(drain(&mut e).0.is_empty(), "the replay is dropped");
-    e.handle_control(T0 + 2000, from, reg, Some(stamp + 0x10));
-    assert!(!drain(&mut e).0.is_empty(), "a newer stamp is accepted");
+    e.handle_control(T0, public, ack);
+    let acked = |e: &mut Edge, t: u64| {
+        let c = e.sn_cookie;
+        e.handle_control(t, sn(1), ack_for(c, addr().expect("addr")));
+    };
+    let hour = 3600 * S;
+    let mut registrations = Vec::new();
+    // 100 s of monotonic time while the wall clock jumps an hour ahead, an hour back, and
+    // back again; the supernode answers and the peer keeps sending (the data plane's hints).
+    for step in 1..=100u64 {
+        let mono = T0 + step * S;
+        let wall = match step {
+            0..=30 => mono + hour,
+            31..=60 => mono - hour,
+            _ => mono,
+        };
+        e.set_wall_clock(mono, wall);
+        e.handle_hint(
+            mono,
+            PeerHint::Direct {
+                mac: peer,
+                from: public,
+            },
+        );
+        if e.poll_timeout() <= mono {
+            e.handle_timeout(mono);
+        }
+        while let Some(a) = e.poll_action() {
+            let Action::Transmit { dst, mut data } = a else {
+                continue;
+            };
+            let stamp = key.decrypt(&mut data, e.community()).expect("opens");
+            assert!(
+                n2n_crypto::header_enc::stamp_in_frame(stamp, wall),
+                "stamps follow the wall clock"
+            );
+            let (d, _) = Datagram::decode(&data).expect("decodes");
+            if dst == sn(1) && matches!(d.msg, Message::RegisterSuper(_)) {
+                registrations.push(step);
+                acked(&mut e, mono);
+            }
+        }
+    }
+    // Every 20 s of monotonic time, whatever the wall clock did.
+    assert_eq!(registrations, vec![20, 40, 60, 80, 100]);
+    assert!(e.is_registered());
+    assert_eq!(
+        e.routes().map(|(m, s, _)| (m, s)).collect::<Vec<_>>(),
+        vec![(peer, public)]
+    );
 }

@@ -3,12 +3,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
-use n2n_crypto::HeaderKey;
-use n2n_proto::{Datagram, Sock};
+use n2n_proto::Sock;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cli::Preferred;
-use crate::datapath::DataConfig;
 use crate::machine::LAN_GROUP;
 
 /// `-e`: the address given, or with `auto` the local address of the route to `supernode`
@@ -39,20 +37,4 @@ pub fn lan_socket() -> std::io::Result<UdpSocket> {
     }
     s.set_nonblocking(true)?;
     Ok(s.into())
-}
-
-/// A datagram heard on the group: header opened as the receive thread does, decoded, with
-/// its time stamp.
-pub fn decode(
-    data: &mut [u8],
-    cfg: &DataConfig,
-    dynamic: Option<&HeaderKey>,
-    now_us: u64,
-) -> Option<(Datagram, Option<u64>)> {
-    let opened = cfg.open_header(dynamic, data, now_us)?;
-    if opened.trailer.is_some() {
-        return None;
-    }
-    let (d, _) = Datagram::decode(data).ok()?;
-    Some((d, opened.stamp))
 }

@@ -6,29 +6,27 @@ mod routes;
 mod tap;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use n2n_crypto::compress::Codec;
 use n2n_crypto::transform::{AeadSuite, AeadTransform, RootKey, id as transform_id};
-use n2n_crypto::{HeaderKey, OsRandom, RandomSource, Transform};
+use n2n_crypto::{HeaderKey, OsRandom, RandomSource, StampGenerator, Transform};
 use n2n_daemon::logging::LogHandle;
-use n2n_daemon::{os, unix_micros};
-use n2n_proto::{Datagram, IpSubnet, Mac};
+use n2n_daemon::{mono_micros, os, unix_micros};
+use n2n_proto::{IpSubnet, Mac};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::Receiver;
 use tracing::{debug, error, info, warn};
 
 pub use tap::Tap;
 
 use crate::cli::{AddressMode, EdgeConfig};
-use crate::datapath::{
-    self, BUF_LEN, DataConfig, Event, FRAME_AT, FrameIo, Route, Shared, SharedStamps, Snapshot,
-};
+use crate::datapath::{self, ControlTx, FrameIo, Shared, ToControl};
 use crate::machine::{Action, Edge, EdgeMachineConfig};
 use crate::mgmt::{self, Control};
+use crate::tunnel::{FRAME_AT, Halves, Slot, Tunnel, TunnelConfig, View};
 
 /// Why the edge could not run.
 #[derive(Debug, thiserror::Error)]
@@ -121,12 +119,12 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     let header_key = cfg
         .header_encryption
         .then(|| HeaderKey::for_community(&cfg.community));
-    let stamps = Arc::new(SharedStamps::default());
+    let stamps = Arc::new(StampGenerator::default());
     let static_addr = match cfg.address {
         AddressMode::Static(a) | AddressMode::Dhcp(a) => Some(a),
         AddressMode::Auto => None,
     };
-    let data_cfg = DataConfig {
+    let tunnel_cfg = TunnelConfig {
         community: cfg.community,
         own_mac: mac,
         transform: cfg.transform,
@@ -138,19 +136,23 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         user_auth: cfg.user.is_some(),
         filter: cfg.filter.clone(),
     };
+    let halves = Halves {
+        seal,
+        open,
+        seal_codec: codec()?,
+        open_codec: codec()?,
+        seed: OsRandom.next_u64(),
+    };
+    let tunnel = Tunnel::new(tunnel_cfg, halves, Arc::clone(&stamps));
+    // The first supernode from the start: the -S2 link connects to it before registering.
+    tunnel.set_view(View {
+        supernode: Some(cfg.supernodes[0]),
+        own_ip: static_addr.map(|a| a.addr),
+        ..View::default()
+    });
     let shared = Arc::new(Shared {
-        cfg: data_cfg,
-        snapshot: ArcSwap::from_pointee(Snapshot {
-            registered: false,
-            supernode: cfg.supernodes[0],
-            peers: Default::default(),
-            own_ip: static_addr.map(|a| a.addr),
-        }),
-        counters: Default::default(),
-        stamps: Arc::clone(&stamps),
-        sealer: Mutex::new(datapath::Sealer::new(seal, codec()?, OsRandom.next_u64())),
+        tunnel,
         tcp: cfg.tcp.then(datapath::TcpLink::default),
-        dynamic_key: Default::default(),
         tap: OnceLock::new(),
     });
     let port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -184,23 +186,22 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         user: cfg.user.as_ref().map(|u| u.credentials.clone()),
         tcp: cfg.tcp,
     };
-    let (events_tx, events_rx) = unbounded_channel();
+    let (control_tx, control_rx) = datapath::control_queue();
     {
-        let (shared, udp, state, events) = (
+        let (shared, udp, state, control) = (
             Arc::clone(&shared),
             udp.try_clone()?,
             Arc::clone(&udp_state),
-            events_tx.clone(),
+            control_tx.clone(),
         );
-        let codec = codec()?;
         let tcp = cfg.tcp;
         std::thread::Builder::new()
             .name("n2n-rx".into())
             .spawn(move || {
                 if tcp {
-                    datapath::run_rx_tcp(shared, open, codec, events)
+                    datapath::run_rx_tcp(shared, control)
                 } else {
-                    datapath::run_rx(shared, udp, state, open, codec, events)
+                    datapath::run_rx(shared, udp, state, control)
                 }
             })?;
     }
@@ -220,7 +221,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         shared,
         udp,
         udp_state,
-        events_tx,
+        control_tx,
         log,
         tx_started: false,
         tap_dev: None,
@@ -244,12 +245,12 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         machine_cfg,
         Box::new(n2n_crypto::Xorshift128Plus::seeded(OsRandom.next_u64())),
         stamps,
-        unix_micros(),
+        mono_micros(),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(shell.control_loop(machine, events_rx, mgmt_sock, lan_sock))
+    rt.block_on(shell.control_loop(machine, control_rx, mgmt_sock, lan_sock))
 }
 
 struct Shell {
@@ -257,7 +258,7 @@ struct Shell {
     shared: Arc<Shared>,
     udp: UdpSocket,
     udp_state: Arc<quinn_udp::UdpSocketState>,
-    events_tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    control_tx: ControlTx,
     log: Option<LogHandle>,
     tx_started: bool,
     /// The TAP once created (`-a dhcp:` follows its address).
@@ -289,15 +290,15 @@ impl Shell {
         let _ = self.shared.tap.set(Arc::clone(&tap));
         if !self.tx_started {
             self.tx_started = true;
-            let (shared, udp, state, events) = (
+            let (shared, udp, state, control) = (
                 Arc::clone(&self.shared),
                 self.udp.try_clone()?,
                 Arc::clone(&self.udp_state),
-                self.events_tx.clone(),
+                self.control_tx.clone(),
             );
             std::thread::Builder::new()
                 .name("n2n-tx".into())
-                .spawn(move || datapath::run_tx(shared, tap, udp, state, events))?;
+                .spawn(move || datapath::run_tx(shared, tap, udp, state, control))?;
         }
         if self.routes.is_empty() {
             // Routes need the privileges about to be dropped.
@@ -315,20 +316,11 @@ impl Shell {
         };
         let Some(tap) = &self.tap_dev else { return };
         let addr = tap.ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED);
-        m.set_dev_addr(unix_micros(), IpSubnet::new(addr, initial.prefix));
+        m.set_dev_addr(mono_micros(), IpSubnet::new(addr, initial.prefix));
     }
 
     fn publish(&self, m: &Edge) {
-        let peers = m
-            .routes()
-            .map(|(mac, sock, last_rx)| (mac, Route { sock, last_rx }))
-            .collect();
-        self.shared.snapshot.store(Arc::new(Snapshot {
-            registered: m.is_registered(),
-            supernode: m.supernode(),
-            peers,
-            own_ip: m.dev_addr().map(|a| a.addr),
-        }));
+        self.shared.tunnel.set_view(View::of(m));
     }
 
     fn perform(&mut self, m: &mut Edge) -> Result<(), RuntimeError> {
@@ -358,13 +350,7 @@ impl Shell {
                     let _ = sock.set_ttl_v4(normal);
                 }
                 Action::RoutesChanged => self.publish(m),
-                Action::HeaderKey(key) => {
-                    let key = key.header_key();
-                    self.shared.dynamic_key.store(Some(Arc::new(key.clone())));
-                    if let Ok(mut sealer) = self.shared.sealer.lock() {
-                        sealer.set_dynamic_key(key);
-                    }
-                }
+                Action::HeaderKey(key) => self.shared.tunnel.set_dynamic_key(key.header_key()),
                 Action::PeerEvent { action, mac, sock } => {
                     self.ctl.subs.post_peer(action, mac, sock);
                 }
@@ -374,18 +360,11 @@ impl Shell {
                 }
                 Action::GratuitousArp => {
                     if let Some(addr) = m.dev_addr() {
-                        let arp = datapath::gratuitous_arp(self.mac, addr.addr);
-                        let mut buf = Box::new([0u8; BUF_LEN]);
+                        let arp = crate::tunnel::gratuitous_arp(self.mac, addr.addr);
+                        let mut slot = Slot::default();
                         for _ in 0..2 {
-                            buf[FRAME_AT..FRAME_AT + arp.len()].copy_from_slice(&arp);
-                            datapath::send_frame(
-                                &self.shared,
-                                &self.udp,
-                                &mut buf,
-                                arp.len(),
-                                Mac::BROADCAST,
-                                m.supernode(),
-                            );
+                            slot.0[FRAME_AT..FRAME_AT + arp.len()].copy_from_slice(&arp);
+                            datapath::send_frame(&self.shared, &self.udp, &mut slot, arp.len());
                         }
                     }
                 }
@@ -397,7 +376,7 @@ impl Shell {
     async fn control_loop(
         mut self,
         mut m: Edge,
-        mut events: UnboundedReceiver<Event>,
+        mut control: Receiver<ToControl>,
         mgmt_sock: std::net::UdpSocket,
         lan_sock: Option<std::net::UdpSocket>,
     ) -> Result<(), RuntimeError> {
@@ -409,23 +388,22 @@ impl Shell {
         let mut int = signal(SignalKind::interrupt())?;
         let mut mbuf = vec![0u8; 512];
         loop {
+            m.set_wall_clock(mono_micros(), unix_micros());
             self.perform(&mut m)?;
             for (to, line) in std::mem::take(&mut self.ctl.subs.outbox) {
                 let _ = mgmt_sock.send_to(line.as_bytes(), to).await;
             }
             let wait = m
                 .poll_timeout()
-                .saturating_sub(unix_micros())
+                .saturating_sub(mono_micros())
                 .min(1_000_000);
             tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(Event::Control { from, data, stamp, trailer }) => {
-                        if let Ok((d, _)) = Datagram::decode(&data) {
-                            m.handle_control_opened(unix_micros(), from, d, stamp, trailer);
-                        }
+                msg = control.recv() => match msg {
+                    Some(ToControl::Datagram(c)) => {
+                        m.handle_control_opened(mono_micros(), c.from, c.datagram, c.trailer);
                     }
-                    Some(Event::Hint(h)) => m.handle_hint(unix_micros(), h),
-                    Some(Event::LinkUp) => m.link_up(unix_micros()),
+                    Some(ToControl::Hint(h)) => m.handle_hint(mono_micros(), h),
+                    Some(ToControl::LinkUp) => m.link_up(mono_micros()),
                     None => {
                         error!("the receive thread stopped");
                         break;
@@ -434,7 +412,7 @@ impl Shell {
                 r = mgmt_sock.recv_from(&mut mbuf) => {
                     let Ok((n, from)) = r else { continue };
                     let before = self.ctl.verbosity;
-                    for reply in mgmt::handle(&m, &self.shared, &mut self.ctl, unix_micros(), &mbuf[..n], from) {
+                    for reply in mgmt::handle(&m, &self.shared.tunnel, &mut self.ctl, mono_micros(), &mbuf[..n], from) {
                         let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                     }
                     if self.ctl.verbosity != before && let Some(l) = &self.log {
@@ -447,14 +425,12 @@ impl Shell {
                 }
                 r = recv_optional(lan_sock.as_ref(), &mut lbuf) => {
                     let Ok((n, from)) = r else { continue };
-                    let now = unix_micros();
-                    let dynamic = self.shared.dynamic_key.load();
-                    if let Some((d, stamp)) = lan::decode(&mut lbuf[..n], &self.shared.cfg, dynamic.as_deref(), now) {
-                        m.handle_lan(now, from, d, stamp);
+                    if let Some(c) = self.shared.tunnel.open_lan(datapath::now(), from, &mut lbuf[..n]) {
+                        m.handle_lan(mono_micros(), c.from, c.datagram);
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_micros(wait)) => {
-                    m.handle_timeout(unix_micros());
+                    m.handle_timeout(mono_micros());
                     self.follow_dhcp_address(&mut m);
                 }
                 _ = term.recv() => break,
@@ -462,7 +438,7 @@ impl Shell {
             }
         }
         info!("shutting down: unregistering from the supernode");
-        m.shutdown(unix_micros());
+        m.shutdown(mono_micros());
         self.perform(&mut m)?;
         routes::remove(&self.routes);
         Ok(())

@@ -4,6 +4,8 @@ use std::net::Ipv4Addr;
 
 use n2n_proto::Mac;
 
+use super::{DropReason, TunnelConfig};
+
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 
 pub fn dst_mac(frame: &[u8]) -> Mac {
@@ -39,6 +41,34 @@ pub fn rx_blocked(frame: &[u8], own: Option<Ipv4Addr>, routing: bool) -> bool {
     !routing
         && dst_mac(frame) != Mac::BROADCAST
         && matches!((ipv4_at(frame, 30), own), (Some(dst), Some(me)) if dst != me)
+}
+
+/// Whether a frame read from the TAP may leave: `-E`, `-r`, `-R` (spec §7.7).
+pub fn tx_check(frame: &[u8], own: Option<Ipv4Addr>, cfg: &TunnelConfig) -> Option<DropReason> {
+    if multicast_blocked(&dst_mac(frame), cfg.multicast) {
+        Some(DropReason::Multicast)
+    } else if tx_blocked(frame, own, cfg.routing) {
+        Some(DropReason::NotOurs)
+    } else if !cfg.filter.allows(frame) {
+        Some(DropReason::Rule)
+    } else {
+        None
+    }
+}
+
+/// Whether a received frame may reach the TAP: length, `-E`, `-r`, `-R`.
+pub fn rx_check(frame: &[u8], own: Option<Ipv4Addr>, cfg: &TunnelConfig) -> Option<DropReason> {
+    if frame.len() < 14 {
+        Some(DropReason::TooShort)
+    } else if multicast_blocked(&dst_mac(frame), cfg.multicast) {
+        Some(DropReason::Multicast)
+    } else if rx_blocked(frame, own, cfg.routing) {
+        Some(DropReason::NotOurs)
+    } else if !cfg.filter.allows(frame) {
+        Some(DropReason::Rule)
+    } else {
+        None
+    }
 }
 
 /// The 42-byte gratuitous ARP (an ARP reply from us to ourselves, broadcast).

@@ -8,9 +8,10 @@ use n2n_crypto::{HeaderKey, PacketContext, RandomSource, Transform, Xorshift128P
 use n2n_proto::msg::{PacketHeader, compression};
 use n2n_proto::{Datagram, Flags, Mac, Message};
 
-use super::{BUF_LEN, DataConfig, FRAME_AT, MAX_FRAME, PACKET_HEADER, SharedStamps};
+use super::{BUF_LEN, FRAME_AT, MAX_FRAME, PACKET_HEADER, TunnelConfig};
+use n2n_crypto::StampGenerator;
 
-/// The sending half of the transform, shared by the TAP thread and the control path.
+/// The sending half of the transform: one per edge, so an `-A6` edge has one sending session.
 pub struct Sealer {
     transform: Transform,
     codec: Codec,
@@ -27,12 +28,18 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    pub fn new(transform: Transform, codec: Codec, seed: u64) -> Self {
+    /// `compress`: whether frames are compressed (only then is the scratch buffer needed).
+    pub fn new(transform: Transform, codec: Codec, seed: u64, compress: bool) -> Self {
+        let scratch = if compress {
+            vec![0u8; lzo_bound(MAX_FRAME)]
+        } else {
+            Vec::new()
+        };
         Sealer {
             transform,
             codec,
             rng: Xorshift128Plus::seeded(seed),
-            scratch: vec![0u8; lzo_bound(MAX_FRAME)],
+            scratch,
             dynamic_key: None,
         }
     }
@@ -45,15 +52,15 @@ impl Sealer {
     /// `buf[FRAME_AT..FRAME_AT + len]` holds the frame. Returns the datagram's range in `buf`.
     pub fn seal(
         &mut self,
-        cfg: &DataConfig,
-        stamps: &SharedStamps,
+        cfg: &TunnelConfig,
+        stamps: &StampGenerator,
         buf: &mut [u8; BUF_LEN],
         len: usize,
         dst: Mac,
-        now_us: u64,
+        wall_us: u64,
     ) -> Option<Range<usize>> {
         let mut comp = compression::NONE;
-        let mut len = len;
+        let mut len = len.min(MAX_FRAME);
         if cfg.compression != compression::NONE
             && let Some(n) = self.codec.compress(
                 cfg.compression,
@@ -107,7 +114,7 @@ impl Sealer {
         }
         if let Some(key) = key {
             let random = self.rng.next_u64() as u32;
-            key.encrypt(&mut buf[start..end], hl, stamps.next(now_us), random);
+            key.encrypt(&mut buf[start..end], hl, stamps.next(wall_us), random);
         }
         Some(start..end)
     }
