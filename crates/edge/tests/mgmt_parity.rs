@@ -180,7 +180,7 @@ fn tunnel(header_encryption: bool) -> Tunnel {
         own_mac: mac(1),
         transform: 1,
         compression: 1,
-        header_key: header_encryption.then(|| HeaderKey::for_community(&comm())),
+        header_key: header_encryption.then(|| Box::new(HeaderKey::for_community(&comm()))),
         multicast: false,
         routing: false,
         p2p_window_us: 10 * S,

@@ -129,7 +129,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         own_mac: mac,
         transform: cfg.transform,
         compression: cfg.compression,
-        header_key: header_key.clone(),
+        header_key: header_key.clone().map(Box::new),
         multicast: cfg.multicast,
         routing: cfg.routing,
         p2p_window_us: u64::from(cfg.register_interval_s) * 1_000_000 / 2,

@@ -97,7 +97,8 @@ pub struct TunnelConfig {
     pub own_mac: Mac,
     pub transform: u8,
     pub compression: u8,
-    pub header_key: Option<HeaderKey>,
+    /// Boxed: the simulator keeps a Tunnel for each of 150 000 edges.
+    pub header_key: Option<Box<HeaderKey>>,
     pub multicast: bool,
     pub routing: bool,
     /// Direct sending stops when a peer has been silent this long (register interval / 2).

@@ -18,7 +18,7 @@ pub struct Sealer {
     rng: Xorshift128Plus,
     scratch: Vec<u8>,
     /// User/password: the dynamic header key, which replaces the static one for PACKETs.
-    dynamic_key: Option<HeaderKey>,
+    dynamic_key: Option<Box<HeaderKey>>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -46,7 +46,7 @@ impl Sealer {
 
     /// User/password: the dynamic header key the supernode handed over.
     pub fn set_dynamic_key(&mut self, key: HeaderKey) {
-        self.dynamic_key = Some(key);
+        self.dynamic_key = Some(Box::new(key));
     }
 
     /// `buf[FRAME_AT..FRAME_AT + len]` holds the frame. Returns the datagram's range in `buf`.
@@ -102,11 +102,11 @@ impl Sealer {
         // cipher's IV; spec §4.5).
         let (key, hl) = match (&self.dynamic_key, cfg.user_auth) {
             (Some(k), true) => (
-                Some(k),
+                Some(&**k),
                 PACKET_HEADER + (end - start - PACKET_HEADER).min(16),
             ),
             (_, true) => (None, PACKET_HEADER),
-            _ => (cfg.header_key.as_ref(), PACKET_HEADER),
+            _ => (cfg.header_key.as_deref(), PACKET_HEADER),
         };
         if cfg.user_auth && key.is_none() {
             // Not authenticated yet: nothing can be sent that peers could read.

@@ -39,7 +39,7 @@ fn tunnel(mac: Mac, aead: bool, lzo: bool) -> Tunnel {
         own_mac: mac,
         transform: if aead { id::AEAD } else { id::NULL },
         compression,
-        header_key: aead.then(|| HeaderKey::for_community(&comm())),
+        header_key: aead.then(|| Box::new(HeaderKey::for_community(&comm()))),
         multicast: false,
         routing: false,
         p2p_window_us: 10 * S,
