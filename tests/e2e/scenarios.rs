@@ -194,6 +194,53 @@ fn fifty_megabytes_arrive_intact() {
     transfer_intact(&lab, &peer_ip(1), &random);
 }
 
+/// The data path without UDP offloads, as the start-up self-test leaves it when a kernel
+/// refuses or corrupts GSO or GRO: datagrams leave by `sendmmsg` and arrive by `recvmmsg`.
+#[test]
+fn without_udp_offloads_data_arrives_intact() {
+    let Some(_g) = guard("without_udp_offloads_data_arrives_intact") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let (sn, edge) = (crate::supernode_addr(), crate::bin("edge"));
+    let start = |i: usize| {
+        let addr = format!("10.99.0.{}/24", i + 1);
+        let args = [
+            "N2N_RS_GSO=0",
+            "N2N_RS_GRO=0",
+            &edge,
+            "-f",
+            "-c",
+            "e2etest",
+            "-l",
+            &sn,
+            "-d",
+            "n2n0",
+            "-a",
+            &addr,
+            "-k",
+            "secret",
+            "-A6",
+        ];
+        lab.spawn(&format!("site{i}"), &format!("edge{i}"), "env", &args)
+    };
+    let (e0, e1) = (start(0), start(1));
+    let random = std::process::Command::new("head")
+        .args(["-c", "20000000", "/dev/urandom"])
+        .output()
+        .expect("head")
+        .stdout;
+    transfer_intact(&lab, &peer_ip(1), &random);
+    for e in [&e0, &e1] {
+        let log = e.log_text();
+        assert!(
+            log.contains("gso=false gro=false"),
+            "offloads still on:\n{log}"
+        );
+    }
+}
+
 /// Compressible data through the supernode relay: datagrams of varying sizes (LZO shrinks
 /// each frame differently) in GSO batches, header encryption, AES-CBC, relayed in batches.
 #[test]

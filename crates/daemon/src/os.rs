@@ -1,8 +1,12 @@
 //! The few POSIX calls a daemon needs and Rust's standard library lacks.
 #![allow(unsafe_code)]
 
+mod udp_calls;
+
 use std::ffi::CString;
 use std::io;
+
+pub use udp_calls::{recv_each, send_each, send_segments, set_udp_gro};
 
 /// Detaches from the terminal as n2n does (`daemon(0, 0)`). Call before starting threads.
 pub fn daemonize() -> io::Result<()> {

@@ -9,6 +9,12 @@ use std::os::fd::AsFd;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 
+mod datagrams;
+mod selftest;
+
+pub use datagrams::{MAX_GSO_SEGMENTS, Offloads, Receiver, send_datagrams};
+pub use selftest::{LoopbackProbe, Probe, choose_offloads, self_test, setup_offloads};
+
 /// UDP payload bytes one GSO send may carry (IPv4 limit, rounded down).
 const MAX_GSO_BYTES: usize = 65_000;
 /// A receive buffer large enough for the largest GRO batch.
@@ -32,20 +38,27 @@ pub struct GsoBatch {
     seg: usize,
     count: usize,
     to: SocketAddr,
+    /// Off (the self-test failed or a switch said so): every datagram is sent on its own.
+    gso: bool,
 }
 
 impl Default for GsoBatch {
     fn default() -> Self {
+        GsoBatch::new(true)
+    }
+}
+
+impl GsoBatch {
+    pub fn new(gso: bool) -> Self {
         GsoBatch {
             buf: Vec::with_capacity(MAX_GSO_BYTES),
             seg: 0,
             count: 0,
             to: SocketAddr::from(([0, 0, 0, 0], 0)),
+            gso,
         }
     }
-}
 
-impl GsoBatch {
     /// Whether `len` bytes for `to` cannot join what is queued (send that first).
     pub fn must_send_before(&self, state: &UdpSocketState, to: SocketAddr, len: usize) -> bool {
         self.count > 0
@@ -64,7 +77,7 @@ impl GsoBatch {
         }
         self.buf.extend_from_slice(d);
         self.count += 1;
-        d.len() < self.seg || state.max_gso_segments() <= 1
+        d.len() < self.seg || state.max_gso_segments() <= 1 || !self.gso
     }
 
     /// What is queued, as one send; `None` when empty.

@@ -108,6 +108,11 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         let state = n2n_daemon::udp::offload_state(&udp, false)?;
+        let all = n2n_daemon::udp::Offloads {
+            gso: true,
+            gro: true,
+        };
+        let offloads = n2n_daemon::udp::setup_offloads(&udp, all);
         let udp = tokio::net::UdpSocket::from_std(udp)?;
         let mgmt = tokio::net::UdpSocket::from_std(nonblocking(mgmt)?)?;
         let tcp = match tcp {
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
         let sockets = runtime::Sockets {
             udp,
             state,
+            gso: offloads.gso,
             mgmt,
             tcp,
         };

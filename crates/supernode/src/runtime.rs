@@ -28,6 +28,8 @@ const RECV_BUF: usize = 2048;
 pub struct Sockets {
     pub udp: UdpSocket,
     pub state: UdpSocketState,
+    /// UDP GSO (after the start-up self-test).
+    pub gso: bool,
     pub mgmt: UdpSocket,
     /// `-S2` edges, on the UDP port number (none if it could not be bound).
     pub tcp: Option<TcpListener>,
@@ -54,6 +56,7 @@ pub async fn run(
     let Sockets {
         udp,
         state,
+        gso,
         mgmt: mgmt_sock,
         tcp: listener,
     } = sockets;
@@ -65,7 +68,7 @@ pub async fn run(
     }
     drop(anchor_tx);
     let mut buf = vec![0u8; GRO_BUF];
-    let mut batch = GsoBatch::default();
+    let mut batch = GsoBatch::new(gso);
     let mut mbuf = vec![0u8; 512];
     let mut out = Outbox::default();
     let mut hangup = signal(SignalKind::hangup())?;

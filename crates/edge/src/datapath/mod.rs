@@ -76,6 +76,8 @@ impl ControlTx {
 /// Everything the threads share.
 pub struct Shared {
     pub tunnel: Tunnel,
+    /// UDP GSO and GRO, as the start-up self-test left them.
+    pub offloads: n2n_daemon::udp::Offloads,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

@@ -11,7 +11,7 @@ use super::gro::Coalescer;
 use super::offload::VNET_HDR;
 use super::{ControlTx, Shared, ToControl, now};
 use crate::tunnel::{Decap, DropReason, MAX_FRAME};
-use n2n_daemon::udp::{GRO_BUF, recv_batch};
+use n2n_daemon::udp::Receiver;
 
 /// The receive thread's buffers.
 struct Rx {
@@ -25,11 +25,11 @@ struct Rx {
 
 /// Receives until the socket fails.
 pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, control: ControlTx) {
-    let mut buf = vec![0u8; GRO_BUF];
+    let mut batch = Receiver::new(shared.offloads.gro);
     let mut rx = Rx::new(shared, control);
     loop {
-        let (len, stride, from) = match recv_batch(&state, &udp, &mut buf) {
-            Ok(x) => x,
+        match batch.recv(&state, &udp) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
@@ -38,7 +38,7 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, c
                 return;
             }
         };
-        for datagram in buf[..len].chunks_mut(stride.max(1)) {
+        for (datagram, from) in batch.datagrams() {
             rx.handle(datagram, from);
         }
         rx.flush();

@@ -2,17 +2,17 @@
 //! a read is a super-frame that is cut into frames, one per slot; the Tunnel seals them in
 //! place and says where they go; the datagrams leave in GSO batches.
 
+use std::io::IoSlice;
 use std::net::UdpSocket;
 use std::ops::Range;
 use std::sync::Arc;
 
-use quinn_udp::UdpSocketState;
 use tracing::{debug, trace};
 
 use super::offload::{MAX_READ, MAX_SEGMENTS, segment};
 use super::{ControlTx, FrameIo, Shared, now};
 use crate::tunnel::{DropReason, Encap, FRAME_AT, MAX_FRAME, Path, Slot};
-use n2n_daemon::udp::GsoBatch;
+use n2n_daemon::udp::send_datagrams;
 
 /// Seals the frame in `slot` and sends it where the Tunnel says. Used for frames the edge
 /// makes itself (gratuitous ARP).
@@ -42,34 +42,24 @@ pub fn send_frame(shared: &Shared, udp: &UdpSocket, slot: &mut Slot, len: usize)
 struct Tx {
     shared: Arc<Shared>,
     udp: UdpSocket,
-    state: Arc<UdpSocketState>,
     control: ControlTx,
     slots: Vec<Slot>,
     lens: Vec<usize>,
     out: Vec<Range<usize>>,
-    batch: GsoBatch,
 }
 
 /// Reads frames from the TAP until it fails.
-pub fn run_tx(
-    shared: Arc<Shared>,
-    tap: Arc<dyn FrameIo>,
-    udp: UdpSocket,
-    state: Arc<UdpSocketState>,
-    control: ControlTx,
-) {
+pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, control: ControlTx) {
     let vnet = tap.vnet_hdr();
     let mut tx = Tx {
         shared,
         udp,
-        state,
         control,
         slots: (0..if vnet { MAX_SEGMENTS } else { 1 })
             .map(|_| Slot::default())
             .collect(),
         lens: vec![0; MAX_SEGMENTS],
         out: vec![0..0; MAX_SEGMENTS],
-        batch: GsoBatch::default(),
     };
     let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];
     loop {
@@ -111,18 +101,23 @@ impl Tx {
             return;
         };
         self.control.hint(tunnel, hint);
-        let mut lost = 0usize;
-        for (slot, r) in self.slots.iter().zip(&self.out).take(count) {
-            if r.is_empty() {
-                continue;
+        let sealed = self.slots.iter().zip(&self.out).take(count);
+        let datagrams = sealed.filter(|(_, r)| !r.is_empty());
+        let lost = match (&self.shared.tcp, path) {
+            (Some(link), Path::Supernode) => datagrams
+                .filter(|(slot, r)| !link.send(&slot.0[(*r).clone()]))
+                .count(),
+            _ => {
+                // Straight from the slots they were sealed in: no copy into a batch buffer.
+                let mut iov = [IoSlice::new(&[]); MAX_SEGMENTS];
+                let mut n = 0;
+                for (slot, r) in datagrams {
+                    iov[n] = IoSlice::new(&slot.0[r.clone()]);
+                    n += 1;
+                }
+                send_datagrams(&self.udp, to, &iov[..n], self.shared.offloads.gso)
             }
-            let datagram = &slot.0[r.clone()];
-            match (&self.shared.tcp, path) {
-                (Some(link), Path::Supernode) => lost += usize::from(!link.send(datagram)),
-                _ => lost += self.batch.push(&self.state, &self.udp, to, datagram),
-            }
-        }
-        lost += self.batch.flush(&self.state, &self.udp);
+        };
         tunnel.count_drop(DropReason::Send, lost as u64);
         trace!(%to, count, "frames sent");
     }

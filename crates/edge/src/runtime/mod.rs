@@ -13,6 +13,7 @@ use n2n_crypto::compress::Codec;
 use n2n_crypto::transform::{AeadSuite, AeadTransform, RootKey, id as transform_id};
 use n2n_crypto::{HeaderKey, OsRandom, RandomSource, StampGenerator, Transform};
 use n2n_daemon::logging::LogHandle;
+use n2n_daemon::udp::Offloads;
 use n2n_daemon::{mono_micros, os, unix_micros};
 use n2n_proto::{IpSubnet, Mac};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -70,6 +71,19 @@ fn offload_wanted() -> bool {
     std::env::var_os("N2N_RS_OFFLOAD").is_none_or(|v| v != "0")
 }
 
+/// UDP GSO and GRO as far as `N2N_RS_OFFLOAD`, `N2N_RS_GSO`, `N2N_RS_GRO` and the start-up
+/// self-test allow.
+fn udp_offloads(udp: &UdpSocket) -> Offloads {
+    let wanted = offload_wanted();
+    n2n_daemon::udp::setup_offloads(
+        udp,
+        Offloads {
+            gso: wanted,
+            gro: wanted,
+        },
+    )
+}
+
 /// The sending and the receiving half of the configured transform.
 fn transforms(cfg: &EdgeConfig, mac: Mac) -> Result<(Transform, Transform), RuntimeError> {
     let key = cfg.key.as_deref().map(str::as_bytes);
@@ -108,6 +122,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
             source,
         })?,
     );
+    let offloads = udp_offloads(&udp);
     let mgmt_sock = std::net::UdpSocket::bind(("127.0.0.1", cfg.mgmt_port)).map_err(|source| {
         RuntimeError::Management {
             port: cfg.mgmt_port,
@@ -152,6 +167,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     });
     let shared = Arc::new(Shared {
         tunnel,
+        offloads,
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
@@ -220,7 +236,6 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         cfg,
         shared,
         udp,
-        udp_state,
         control_tx,
         log,
         tx_started: false,
@@ -257,7 +272,6 @@ struct Shell {
     cfg: EdgeConfig,
     shared: Arc<Shared>,
     udp: UdpSocket,
-    udp_state: Arc<quinn_udp::UdpSocketState>,
     control_tx: ControlTx,
     log: Option<LogHandle>,
     tx_started: bool,
@@ -290,15 +304,14 @@ impl Shell {
         let _ = self.shared.tap.set(Arc::clone(&tap));
         if !self.tx_started {
             self.tx_started = true;
-            let (shared, udp, state, control) = (
+            let (shared, udp, control) = (
                 Arc::clone(&self.shared),
                 self.udp.try_clone()?,
-                Arc::clone(&self.udp_state),
                 self.control_tx.clone(),
             );
             std::thread::Builder::new()
                 .name("n2n-tx".into())
-                .spawn(move || datapath::run_tx(shared, tap, udp, state, control))?;
+                .spawn(move || datapath::run_tx(shared, tap, udp, control))?;
         }
         if self.routes.is_empty() {
             // Routes need the privileges about to be dropped.
