@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Throughput of the overlay: one iperf3 TCP flow between two network namespaces, peer-to-peer
-# and relayed through the supernode, for -A1, -A3, -A6 and -A7, next to a plain veth baseline taken
-# in the same run (offloads off, MSS clamped to the overlay's, so per-packet costs compare).
-# Prints Mbit/s, the ratio to the baseline and the edges' CPU seconds per GB.
+# and relayed through the supernode, for -A1, -A3, -A6 and -A7, each against a limit measured in
+# the same run on the same veths:
+#   limit     plain veth with its offloads on (TSO/GSO/GRO): what the lab carries at best;
+#   baseline  plain veth with offloads off and the overlay's MSS: one packet at a time.
+# The overlay runs in two lab modes:
+#   offload   the lab's veths carry UDP GSO super-packets whole (as today's veths do);
+#             compared with the limit;
+#   wire      both sites' uplinks cut UDP GSO super-packets into datagrams and GRO them on
+#             ingress (ethtool -K wan tx-udp-segmentation off gro on), what a NIC without UDP
+#             segmentation offload does; compared with the per-packet baseline.
+# Prints Mbit/s, the ratio to its limit and the edges' CPU seconds per GB.
 # Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
-# BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6 -A7" pick the runs; BENCH_THREADS=1 adds
-# each edge thread's CPU seconds per GB (sender a, receiver b).
+# BENCH_LABS="offload wire", BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6 -A7" pick the
+# runs; BENCH_THREADS=1 adds each edge thread's CPU seconds per GB (sender a, receiver b).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
+for tool in iperf3 ethtool; do
+    command -v "$tool" >/dev/null || { echo "error: bench/throughput.sh needs $tool" >&2; exit 1; }
+done
 P="n2nb$$"
 # N2N_BIN=dir benchmarks binaries built elsewhere (e.g. with other RUSTFLAGS).
 BIN=${N2N_BIN:-target/release}
@@ -35,12 +46,17 @@ for n in sn a b; do
     ip -n "${P}inet" link set "r$n" up
     ip -n "$P$n" link set wan up
     ip -n "$P$n" route add default via "198.18.$i.1"
-    for side in "${P}inet r$n" "$P$n wan"; do
-        set -- $side
-        ip netns exec "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
-    done
     i=$((i + 1))
 done
+# Every veth of the lab, as "namespace device".
+VETHS=("${P}inet rsn" "${P}inet ra" "${P}inet rb" "${P}sn wan" "${P}a wan" "${P}b wan")
+veth_offloads() {
+    local state=$1
+    for v in "${VETHS[@]}"; do
+        set -- $v
+        ip netns exec "$1" ethtool -K "$2" tso "$state" gso "$state" gro "$state" >/dev/null 2>&1 || true
+    done
+}
 ip netns exec "${P}inet" sysctl -qw net.ipv4.ip_forward=1
 A_WAN=198.18.1.2; B_WAN=198.18.2.2
 
@@ -57,13 +73,27 @@ run_iperf() {
 
 ip netns exec "${P}b" iperf3 -s -D >/dev/null
 sleep 0.3
+veth_offloads on
+read -r LIMIT _ < <(run_iperf "$B_WAN")
+veth_offloads off
 read -r BASE _ < <(run_iperf "$B_WAN")
-echo "baseline veth (offloads off, MSS 1250): $BASE Mbit/s"
-printf '%-8s %-9s %10s %8s %12s\n' mode cipher Mbit/s ratio "CPU s/GB"
+echo "limit    veth, offloads on (TSO/GSO/GRO), MSS 1250:  $LIMIT Mbit/s"
+echo "baseline veth, offloads off, MSS 1250 (per packet):  $BASE Mbit/s"
+printf '%-8s %-6s %-6s %10s %8s %-9s %12s\n' lab path cipher Mbit/s ratio "of" "CPU s/GB"
 
 ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
 PIDS+=($!)
-for mode in ${BENCH_MODES:-p2p relay}; do
+for lab in ${BENCH_LABS:-offload wire}; do
+  if [ "$lab" = wire ]; then
+    for n in a b; do
+        ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation off gro on >/dev/null
+    done
+    REF=$BASE; REF_NAME=baseline
+  else
+    REF=$LIMIT; REF_NAME=limit
+  fi
+  for mode in ${BENCH_MODES:-p2p relay}; do
+    ip netns exec "${P}inet" iptables -F FORWARD
     if [ "$mode" = relay ]; then
         ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
         ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
@@ -83,7 +113,7 @@ for mode in ${BENCH_MODES:-p2p relay}; do
         read -r MBPS BYTES < <(run_iperf 10.99.0.2)
         c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
         t1=$( { thread_ticks a $EA; thread_ticks b $EB; } )
-        python3 -c "import sys; m,base,t,by=map(float,sys.argv[1:]); print('%-8s %-9s %10.0f %8.2f %12.2f' % ('$mode','$cipher',m,m/base,t/100/(by/1e9)))" "$MBPS" "$BASE" "$((c1 - c0))" "$BYTES"
+        python3 -c "import sys; m,ref,t,by=map(float,sys.argv[1:]); print('%-8s %-6s %-6s %10.0f %8.2f %-9s %12.2f' % ('$lab','$mode','$cipher',m,m/ref,'$REF_NAME',t/100/(by/1e9)))" "$MBPS" "$REF" "$((c1 - c0))" "$BYTES"
         if [ -n "${BENCH_THREADS:-}" ]; then
             join <(sort <<<"$t0") <(sort <<<"$t1") | awk -v by="$BYTES" \
                 '$3 > $2 { printf "    %-14s %6.2f CPU s/GB\n", $1, ($3 - $2) / 100 / (by / 1e9) }'
@@ -91,4 +121,5 @@ for mode in ${BENCH_MODES:-p2p relay}; do
         kill -TERM $EA $EB 2>/dev/null || true
         wait $EA $EB 2>/dev/null || true
     done
+  done
 done
