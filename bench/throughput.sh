@@ -7,9 +7,10 @@
 # The overlay runs in two lab modes:
 #   offload   the lab's veths carry UDP GSO super-packets whole (as today's veths do);
 #             compared with the limit;
-#   wire      both sites' uplinks cut UDP GSO super-packets into datagrams and GRO them on
-#             ingress (ethtool -K wan tx-udp-segmentation off gro on), what a NIC without UDP
-#             segmentation offload does; compared with the per-packet baseline.
+#   wire      both sites' uplinks (and the supernode's) cut UDP GSO super-packets into
+#             datagrams and GRO them on ingress (ethtool -K wan tx-udp-segmentation off gro
+#             on), what a NIC without UDP segmentation offload does; compared with the
+#             per-packet baseline.
 # Prints Mbit/s, the ratio to its limit and the edges' CPU seconds per GB.
 # Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
 # BENCH_LABS="offload wire", BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6 -A7" pick the
@@ -85,7 +86,8 @@ ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
 PIDS+=($!)
 for lab in ${BENCH_LABS:-offload wire}; do
   if [ "$lab" = wire ]; then
-    for n in a b; do
+    # The supernode is a host with a NIC too: its uplink behaves the same.
+    for n in a b sn; do
         ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation off gro on >/dev/null
     done
     REF=$BASE; REF_NAME=baseline

@@ -31,6 +31,14 @@ pub fn offload_state(udp: &UdpSocket, blocking: bool) -> io::Result<UdpSocketSta
     Ok(state)
 }
 
+/// Asks for `bytes` of receive and send buffer (the kernel caps them at rmem_max/wmem_max);
+/// best effort.
+pub fn set_buffer_sizes(udp: &UdpSocket, bytes: usize) {
+    let sock = socket2::SockRef::from(udp);
+    let _ = sock.set_recv_buffer_size(bytes);
+    let _ = sock.set_send_buffer_size(bytes);
+}
+
 /// Collects datagrams for one GSO send.
 #[derive(Debug)]
 pub struct GsoBatch {

@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot listen on -p {listen}: {e}")),
     };
+    // Room for the bursts a relay sees (an edge's GSO batch arrives as up to 64 datagrams at
+    // once); the kernel caps it at net.core.rmem_max/wmem_max.
+    n2n_daemon::udp::set_buffer_sizes(&udp, 4 << 20);
     // n2n also takes -S2 edges over TCP on the same port number.
     let tcp = match std::net::TcpListener::bind(listen).and_then(|l| {
         l.set_nonblocking(true)?;
