@@ -209,6 +209,14 @@ impl SenderStamp {
         self.last_valid > stamp_at(unix_micros).wrapping_add(TIME_STAMP_FRAME)
     }
 
+    /// Starts again if [`Self::ahead_of`] the clock (which then stepped back).
+    pub fn follow_clock(&mut self, unix_micros: u64) -> &mut Self {
+        if self.ahead_of(unix_micros) {
+            *self = SenderStamp::new(unix_micros);
+        }
+        self
+    }
+
     /// Whether [`Self::accept`] would take `stamp`, without recording it: checked before a
     /// payload authenticates, recorded only after, so a forged header cannot block a sender.
     pub fn fresh(&self, stamp: u64, allow_jitter: bool) -> bool {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use n2n_crypto::{OsRandom, RandomSource};
-use n2n_daemon::{logging, os, unix_micros};
+use n2n_daemon::{logging, mono_micros, os, unix_micros};
 use n2n_supernode::cli::{Args, CliError};
 use n2n_supernode::machine::Supernode;
 use n2n_supernode::mgmt::Control;
@@ -94,7 +94,8 @@ fn main() -> ExitCode {
         }
     }
     info!(mac = %cfg.mac, "supernode MAC");
-    let sn = Supernode::new(cfg, unix_micros(), Box::new(OsRandom));
+    let mut sn = Supernode::new(cfg, mono_micros(), Box::new(OsRandom));
+    sn.set_wall_clock(mono_micros(), unix_micros());
     let ctl = Control {
         password_hash: args.management_password_hash(),
         verbosity,

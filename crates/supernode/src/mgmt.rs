@@ -205,6 +205,15 @@ fn listing(sn: &Supernode) -> Vec<Listed> {
 
 /// The plain-text status: the heading rides with the first community line, then one datagram
 /// per community line and per edge row, and the totals, as n2n sends it.
+/// A machine time (monotonic) as the wall-clock time n2n shows; 0 stays "never".
+fn wall(sn: &Supernode, mono_us: u64) -> u64 {
+    if mono_us == 0 {
+        0
+    } else {
+        sn.wall_time(mono_us)
+    }
+}
+
 fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
     let mut out = Vec::new();
     let mut buf = format!(
@@ -326,7 +335,7 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
                         js(&e.sock.to_string()),
                         if e.tcp { "TCP" } else { "UDP" },
                         js(&e.desc),
-                        secs(e.last_seen_us)
+                        secs(wall(sn, e.last_seen_us))
                     ));
                 }
             }
@@ -335,9 +344,9 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
             let s = sn.stats();
             rows.row(&format!(
                 "\"start_time\":{},\"last_fwd\":{},\"last_reg_super\":{}",
-                secs(sn.start_us()),
-                secs(s.last_fwd_us),
-                secs(s.last_reg_super_us)
+                secs(wall(sn, sn.start_us())),
+                secs(wall(sn, s.last_fwd_us)),
+                secs(wall(sn, s.last_reg_super_us))
             ));
         }
         "packetstats" => {

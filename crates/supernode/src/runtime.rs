@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use n2n_daemon::logging::LogHandle;
 use n2n_daemon::udp::{GRO_BUF, GsoBatch, recv_batch};
-use n2n_daemon::unix_micros;
+use n2n_daemon::{mono_micros, unix_micros};
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -75,7 +75,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     info!(listen = %udp.local_addr()?, mgmt = %mgmt_sock.local_addr()?, "supernode started");
     loop {
-        let wait = sn.poll_timeout().saturating_sub(unix_micros());
+        sn.set_wall_clock(mono_micros(), unix_micros());
+        let wait = sn.poll_timeout().saturating_sub(mono_micros());
         tokio::select! {
             r = udp.async_io(Interest::READABLE, || recv_batch(&state, &udp, &mut buf)) => {
                 let (len, stride, from) = match r {
@@ -84,7 +85,7 @@ pub async fn run(
                 };
                 for datagram in buf[..len].chunks_mut(stride) {
                     let n = datagram.len().min(RECV_BUF);
-                    sn.handle_datagram(unix_micros(), from, &mut datagram[..n], &mut out);
+                    sn.handle_datagram(mono_micros(), from, &mut datagram[..n], &mut out);
                     let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
                     sn.count_tcp_refused(lost);
                 }
@@ -102,7 +103,7 @@ pub async fn run(
             Some(ev) = tcp_events.recv() => match ev {
                 TcpEvent::Message(peer, mut data) => {
                     let n = data.len().min(RECV_BUF);
-                    sn.handle_datagram(unix_micros(), peer, &mut data[..n], &mut out);
+                    sn.handle_datagram(mono_micros(), peer, &mut data[..n], &mut out);
                     let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
                     sn.count_tcp_refused(lost);
                     send(&udp, &state, &mut batch).await;
@@ -120,7 +121,7 @@ pub async fn run(
             r = mgmt_sock.recv_from(&mut mbuf) => {
                 let Ok((n, from)) = r else { continue };
                 let before = ctl.verbosity;
-                for reply in mgmt::handle(&mut sn, &mut ctl, unix_micros(), &mbuf[..n]) {
+                for reply in mgmt::handle(&mut sn, &mut ctl, mono_micros(), &mbuf[..n]) {
                     let _ = mgmt_sock.send_to(reply.as_bytes(), from).await;
                 }
                 send_all(&udp, &state, &mut batch, &tcp, &ctl.out).await;
@@ -134,15 +135,15 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep(Duration::from_micros(wait)) => {
-                sn.handle_timeout(unix_micros(), &mut out);
+                sn.handle_timeout(mono_micros(), &mut out);
                 send_all(&udp, &state, &mut batch, &tcp, &out).await;
             }
             Some(addr) = anchor_rx.recv() => {
-                sn.add_anchor(unix_micros(), addr, &mut out);
+                sn.add_anchor(mono_micros(), addr, &mut out);
                 send_all(&udp, &state, &mut batch, &tcp, &out).await;
             }
             _ = hangup.recv() => {
-                match mgmt::reload(&mut sn, &mut ctl, unix_micros()) {
+                match mgmt::reload(&mut sn, &mut ctl, mono_micros()) {
                     Ok(()) => info!("community list reloaded"),
                     Err(e) => warn!("{e}"),
                 }

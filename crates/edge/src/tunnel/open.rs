@@ -97,14 +97,10 @@ impl StampTable {
         if self.0.len() >= MAX_STAMP_SLOTS && !self.0.contains_key(&sender) {
             self.0.clear();
         }
-        let slot = self
-            .0
+        self.0
             .entry(sender)
-            .or_insert_with(|| SenderStamp::new(wall_us));
-        if slot.ahead_of(wall_us) {
-            *slot = SenderStamp::new(wall_us);
-        }
-        slot
+            .or_insert_with(|| SenderStamp::new(wall_us))
+            .follow_clock(wall_us)
     }
 }
 

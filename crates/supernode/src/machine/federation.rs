@@ -181,11 +181,18 @@ impl Federation {
     }
 
     /// Per-member header time-stamp check (spec §4.6).
-    pub(crate) fn accept_stamp(&mut self, i: usize, now_us: u64, stamp: u64, jitter: bool) -> bool {
+    /// `wall_us`: the wall clock (a new member's stamps start 16 s before it).
+    pub(crate) fn accept_stamp(
+        &mut self,
+        i: usize,
+        wall_us: u64,
+        stamp: u64,
+        jitter: bool,
+    ) -> bool {
         let slot = self.members[i]
             .stamp
-            .get_or_insert_with(|| SenderStamp::new(now_us));
-        slot.accept(stamp, jitter)
+            .get_or_insert_with(|| SenderStamp::new(wall_us));
+        slot.follow_clock(wall_us).accept(stamp, jitter)
     }
 
     fn heard_from(&mut self, i: usize, now_us: u64) {
@@ -291,7 +298,7 @@ impl Supernode {
         dests: &[SocketAddr],
         out: &mut Outbox,
     ) {
-        let stamp = self.stamps.next(now_us);
+        let stamp = self.stamps.next(self.wall_time(now_us));
         let random = self.random_u32();
         send_datagram(
             out,
@@ -354,7 +361,9 @@ impl Supernode {
             .federation
             .find_or_add(r.edge_mac, from, false)
             .map(|x| x.0)
-            && !self.federation.accept_stamp(i, now_us, stamp, false)
+            && !self
+                .federation
+                .accept_stamp(i, self.wall_time(now_us), stamp, false)
         {
             return Err(DropReason::StampRejected);
         }
@@ -364,7 +373,8 @@ impl Supernode {
             .ok_or(DropReason::FederationFull)?;
         if added {
             info!(supernode = %from, mac = %r.edge_mac, "federation supernode joined");
-            self.federation.accept_stamp(i, now_us, stamp, false);
+            self.federation
+                .accept_stamp(i, self.wall_time(now_us), stamp, false);
         } else if self.federation.members[i].last_seen_us == 0 {
             info!(supernode = %from, mac = %r.edge_mac, "federation supernode answered");
         }
@@ -407,7 +417,10 @@ impl Supernode {
             .federation
             .find_or_add(a.src_mac, from, false)
             .ok_or(DropReason::NotAMember)?;
-        if !self.federation.accept_stamp(i, now_us, stamp, false) {
+        if !self
+            .federation
+            .accept_stamp(i, self.wall_time(now_us), stamp, false)
+        {
             return Err(DropReason::StampRejected);
         }
         if a.cookie != self.federation.members[i].cookie {

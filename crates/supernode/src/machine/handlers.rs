@@ -69,15 +69,17 @@ impl Supernode {
     fn check_stamp(&mut self, m: &Inbound<'_>, mac: &Mac, jitter: bool) -> Result<(), DropReason> {
         let Some(stamp) = m.stamp else { return Ok(()) };
         if let Some(i) = m.member {
-            return match self.federation.accept_stamp(i, m.now_us, stamp, jitter) {
+            return match self.federation.accept_stamp(i, m.wall_us, stamp, jitter) {
                 true => Ok(()),
                 false => Err(DropReason::StampRejected),
             };
         }
         let c = &mut self.communities[m.community];
         if let Some(edge) = c.edges.get_mut(mac) {
-            let slot = edge.stamp.get_or_insert_with(|| SenderStamp::new(m.now_us));
-            if !slot.accept(stamp, jitter) {
+            let slot = edge
+                .stamp
+                .get_or_insert_with(|| SenderStamp::new(m.wall_us));
+            if !slot.follow_clock(m.wall_us).accept(stamp, jitter) {
                 return Err(DropReason::StampRejected);
             }
         }
@@ -344,7 +346,7 @@ impl Supernode {
                     Auth::NONE
                 };
                 let stamp = m.stamp.map(|s| {
-                    let mut slot = SenderStamp::new(now);
+                    let mut slot = SenderStamp::new(m.wall_us);
                     slot.accept(s, false);
                     slot
                 });
@@ -625,7 +627,7 @@ impl Supernode {
         out: &mut Outbox,
     ) {
         let encrypted = self.communities[m.community].header == HeaderMode::Encrypted;
-        let stamp = encrypted.then(|| self.stamps.next(m.now_us));
+        let stamp = encrypted.then(|| self.stamps.next(m.wall_us));
         let random = self.random_u32();
         let c = &self.communities[m.community];
         let registration = matches!(

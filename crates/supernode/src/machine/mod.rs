@@ -85,6 +85,10 @@ pub struct Supernode {
     tcp_peers: std::collections::HashSet<SocketAddr>,
     /// Reused list of broadcast destinations.
     pub(crate) scratch_dests: Vec<SocketAddr>,
+    /// Wall clock minus monotonic clock (µs): the machine's times are monotonic; the wall
+    /// clock is only for `-H` stamps and key times (see [`Supernode::set_wall_clock`]).
+    wall_offset_us: i64,
+    wall_known: bool,
 }
 
 impl std::fmt::Debug for Supernode {
@@ -101,6 +105,8 @@ impl std::fmt::Debug for Supernode {
 /// A datagram that passed the common checks, with what the handlers need to know of it.
 pub(crate) struct Inbound<'a> {
     pub now_us: u64,
+    /// The wall clock at `now_us` (stamps).
+    pub wall_us: u64,
     pub from: SocketAddr,
     pub community: usize,
     pub datagram: Datagram,
@@ -161,9 +167,30 @@ impl Supernode {
             assoc_count: 0,
             tcp_peers: Default::default(),
             scratch_dests: Vec::new(),
+            wall_offset_us: 0,
+            wall_known: false,
         };
         sn.load_listed_communities();
         sn
+    }
+
+    /// The wall clock at monotonic time `mono_us`; the shell tells it before each call (tests
+    /// leave both clocks equal). The first call also dates the key time of user/password
+    /// communities, which n2n takes from the wall clock.
+    pub fn set_wall_clock(&mut self, mono_us: u64, wall_us: u64) {
+        self.wall_offset_us = wall_us.wrapping_sub(mono_us) as i64;
+        if !self.wall_known {
+            self.wall_known = true;
+            if self.federation.key_time != 0 {
+                self.federation.key_time = (wall_us / 1_000_000) as u32;
+                self.rekey_user_communities();
+            }
+        }
+    }
+
+    /// The wall-clock time of monotonic time `mono_us`.
+    pub fn wall_time(&self, mono_us: u64) -> u64 {
+        mono_us.wrapping_add_signed(self.wall_offset_us)
     }
 
     pub fn config(&self) -> &MachineConfig {
@@ -253,7 +280,7 @@ impl Supernode {
         self.communities.clear();
         self.edge_count = 0;
         self.assoc_count = 0;
-        self.federation.key_time = (now_us / 1_000_000) as u32;
+        self.federation.key_time = (self.wall_time(now_us) / 1_000_000) as u32;
         self.load_listed_communities();
         self.register_with_all_members(now_us, out);
     }
@@ -301,7 +328,7 @@ impl Supernode {
                 Flags::FROM_SUPERNODE,
                 n2n_proto::Message::ReRegisterSuper,
             );
-            let stamp = self.stamps.next(now_us);
+            let stamp = self.stamps.next(self.wall_time(now_us));
             let random = self.rng.next_u64() as u32;
             send_datagram(
                 out,
@@ -394,7 +421,7 @@ impl Supernode {
                 }
                 Err(e) => (None, self.federation.decrypt(data).ok_or(e)?),
             };
-            if !stamp_in_frame(stamp, now_us) {
+            if !stamp_in_frame(stamp, self.wall_time(now_us)) {
                 return Err(DropReason::StampRejected);
             }
             (idx, Some(stamp))
@@ -438,6 +465,7 @@ impl Supernode {
         };
         let inbound = Inbound {
             now_us,
+            wall_us: self.wall_time(now_us),
             from,
             community,
             datagram,

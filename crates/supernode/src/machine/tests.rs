@@ -382,3 +382,42 @@ fn an_expired_edge_frees_its_address() {
     );
     assert!(matches!(a, Some(Message::RegisterSuperNak(_))), "{a:?}");
 }
+
+#[test]
+fn a_stepped_wall_clock_moves_no_deadline_and_stamps_follow_it() {
+    // Listed, so that the supernode knows the community's header key.
+    let mut s = sn(Some("net\n"), true, 100);
+    let hour = 3_600_000_000;
+    // Header-encrypted registrations every 20 s of monotonic time while the wall clock
+    // jumps an hour ahead, then an hour back; the edge stamps with the same wall clock.
+    for (i, wall_step) in [
+        (1u64, hour as i64),
+        (2, hour as i64),
+        (3, -(hour as i64)),
+        (4, 0),
+    ] {
+        let mono = T0 + i * 20_000_000;
+        let wall = mono.wrapping_add_signed(wall_step);
+        s.set_wall_clock(mono, wall);
+        s.handle_timeout(mono, &mut Outbox::default());
+        let reg = encrypt("net", reg_super("net", mac(1), [10, 0, 0, 1], 1), wall);
+        let out = feed(&mut s, mono, 1, reg);
+        let (mut ack, _) = out.into_iter().next().expect("answered");
+        let stamp = HeaderKey::for_community(&comm("net"))
+            .decrypt(&mut ack, &comm("net"))
+            .expect("opens");
+        assert!(
+            n2n_crypto::header_enc::stamp_in_frame(stamp, wall),
+            "our stamps follow the wall clock"
+        );
+        assert_eq!(s.edge_count(), 1, "step {i}");
+    }
+    // Expiry follows the monotonic clock only: 59 s of silence keep the edge, 91 s do not,
+    // whatever the wall clock says.
+    let last = T0 + 80_000_000;
+    s.set_wall_clock(last + 59_000_000, last + 59_000_000 + 10 * hour);
+    s.handle_timeout(last + 59_000_000, &mut Outbox::default());
+    assert_eq!(s.edge_count(), 1);
+    s.handle_timeout(last + 91_000_000, &mut Outbox::default());
+    assert_eq!(s.edge_count(), 0);
+}
