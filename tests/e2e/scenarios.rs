@@ -536,3 +536,30 @@ fn dhcp_edge_takes_its_address_from_a_server_on_the_overlay() {
         lab.mgmt("sn", 5645, "r 1 edges")
     );
 }
+
+/// A data-path thread that dies takes the edge down with an error (so that systemd's
+/// Restart= brings it back) instead of leaving an edge that registers but carries nothing.
+#[test]
+fn an_edge_whose_tap_vanishes_exits_with_an_error() {
+    let Some(_g) = guard("an_edge_whose_tap_vanishes_exits_with_an_error") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let mut e0 = start_edge(&lab, 0, &["-k", "secret"]);
+    let _e1 = start_edge(&lab, 1, &["-k", "secret"]);
+    assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(15)));
+    lab.exec_ok("site0", &["ip", "link", "del", "n2n0"]);
+    let mut status = None;
+    wait_until(Duration::from_secs(10), || {
+        status = e0.child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let status = status.unwrap_or_else(|| panic!("still running:\n{}", e0.log_text()));
+    assert_eq!(status.code(), Some(1), "{}", e0.log_text());
+    assert!(
+        e0.log_text().contains("data path stopped"),
+        "{}",
+        e0.log_text()
+    );
+}

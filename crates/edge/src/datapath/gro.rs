@@ -124,6 +124,18 @@ impl Default for Coalescer {
     }
 }
 
+/// Whether a super-frame of `len` bytes (Ethernet header included) still has a valid IP
+/// length: IPv4's total length and IPv6's payload length are 16 bits.
+fn fits_ip_length(len: usize, ip_len: usize) -> bool {
+    let ip_total = len.saturating_sub(ETH);
+    let counted = if ip_len == IP4 {
+        ip_total
+    } else {
+        ip_total.saturating_sub(IP6)
+    };
+    len <= MAX_SUPER && counted <= 65_535
+}
+
 impl Coalescer {
     /// Writes the frame `buf[at..at + len]`, joining it to the pending super-frame if it
     /// continues it. `buf[at - VNET_HDR..at]` must be free to overwrite.
@@ -190,7 +202,7 @@ impl Coalescer {
         };
         seg.seq == self.next_seq
             && seg.payload <= self.first.payload
-            && self.len + seg.payload <= MAX_SUPER
+            && fits_ip_length(self.len + seg.payload, seg.ip_len)
             && head[..ETH] == frame[..ETH]
             && same_ip
             // Ports; acknowledgement; data offset; window; options.
@@ -301,6 +313,16 @@ mod tests {
         assert_eq!(written.len(), 1);
         assert_eq!(counts, (1, 17));
         assert_eq!(frames_of(&written[0]), frames);
+    }
+
+    #[test]
+    fn a_super_frame_never_outgrows_its_ip_length_field() {
+        // IPv4: the total length counts the IP header; 20 + 20 + 65 495 is the most.
+        assert!(fits_ip_length(ETH + 65_535, IP4));
+        assert!(!fits_ip_length(ETH + 65_536, IP4));
+        // IPv6: the payload length leaves out the 40-byte header.
+        assert!(fits_ip_length(ETH + IP6 + 65_535, IP6));
+        assert!(!fits_ip_length(ETH + IP6 + 65_536, IP6));
     }
 
     #[test]

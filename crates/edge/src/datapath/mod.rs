@@ -37,6 +37,8 @@ pub enum ToControl {
     Hint(PeerHint),
     /// `-S2`: the TCP connection to the supernode is (re)established.
     LinkUp,
+    /// A data-path thread ended (its socket or the TAP failed): the edge cannot go on.
+    Stopped(&'static str),
 }
 
 /// Messages waiting for the control loop; a full queue drops (counted), so a flood of

@@ -35,7 +35,7 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, c
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
             Err(e) => {
                 debug!(error = %e, "receive failed; stopping the receive thread");
-                return;
+                return rx.control.post_blocking(ToControl::Stopped("receive"));
             }
         };
         for (datagram, from) in batch.datagrams() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tracing::{debug, trace};
 
 use super::offload::{MAX_READ, MAX_SEGMENTS, segment};
-use super::{ControlTx, FrameIo, Shared, now};
+use super::{ControlTx, FrameIo, Shared, ToControl, now};
 use crate::tunnel::{DropReason, Encap, FRAME_AT, MAX_FRAME, Path, Slot};
 use n2n_daemon::udp::send_datagrams;
 
@@ -81,7 +81,7 @@ pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, contro
             }
             Err(e) => {
                 debug!(error = %e, "TAP read failed; stopping the send thread");
-                return;
+                return tx.control.post_blocking(ToControl::Stopped("send"));
             }
         }
     }

@@ -597,8 +597,11 @@ impl Edge {
         self.stats.last_super_us = now_us;
         self.sn_mac = Some(ack.src_mac);
         if self.cfg.dev_addr.is_none() {
-            if ack.dev_addr.addr.is_unspecified() {
-                warn!("the supernode assigned no address");
+            if !assignable(ack.dev_addr) {
+                // Not an address a TAP can take: keep asking (the retry timer runs), never
+                // exit on what the network says.
+                warn!(address = %ack.dev_addr, "the supernode assigned no usable address");
+                self.sn_wait = true;
                 return;
             }
             info!(address = %ack.dev_addr, "address assigned by the supernode");
@@ -616,6 +619,20 @@ impl Edge {
             self.actions.push_back(Action::GratuitousArp);
         }
     }
+}
+
+/// Whether an address a supernode assigns (auto-IP) can be a TAP's: a unicast host address of
+/// a /1../30 subnet, neither its network nor its broadcast address.
+fn assignable(a: IpSubnet) -> bool {
+    let ip = u32::from(a.addr);
+    let host = !a.netmask();
+    (1..=30).contains(&a.prefix)
+        && !a.addr.is_unspecified()
+        && !a.addr.is_loopback()
+        && !a.addr.is_multicast()
+        && !a.addr.is_broadcast()
+        && ip & host != 0
+        && ip & host != host
 }
 
 mod p2p;

@@ -161,6 +161,34 @@ fn asks_the_supernode_for_an_address_first() {
 }
 
 #[test]
+fn an_unusable_assigned_address_is_asked_for_again_not_fatal() {
+    let mut e = edge(None, vec![sn(1)]);
+    let mut cookie = sent_cookie(&drain(&mut e).0);
+    let mut t = T0;
+    for bad in [
+        IpSubnet::new([10, 77, 0, 5].into(), 33),
+        IpSubnet::new([10, 77, 0, 5].into(), 0),
+        IpSubnet::new([10, 77, 0, 0].into(), 24),
+        IpSubnet::new([10, 77, 0, 255].into(), 24),
+        IpSubnet::new([224, 0, 0, 5].into(), 24),
+        IpSubnet::new([127, 0, 0, 5].into(), 8),
+        IpSubnet::UNSPECIFIED,
+    ] {
+        e.handle_control(t + 1000, sn(1), ack_for(cookie, bad));
+        let (tx, other) = drain(&mut e);
+        assert!(tx.is_empty() && other.is_empty(), "{bad} taken");
+        assert!(e.dev_addr().is_none() && e.waiting_for_supernode());
+        // The request goes out again after the bootstrap timeout.
+        t += 3 * S;
+        e.handle_timeout(t);
+        cookie = sent_cookie(&drain(&mut e).0);
+    }
+    let good = IpSubnet::new([10, 77, 0, 5].into(), 24);
+    e.handle_control(t + 1000, sn(1), ack_for(cookie, good));
+    assert!(drain(&mut e).1.contains(&Action::AddressAssigned(good)));
+}
+
+#[test]
 fn hole_punching_and_peer_confirmation() {
     let mut e = edge(addr(), vec![sn(1)]);
     drain(&mut e);

@@ -46,6 +46,8 @@ pub enum RuntimeError {
     },
     #[error("cannot set up the transform (-k/-A): {0}")]
     Transform(String),
+    #[error("the {0} thread of the data path stopped")]
+    DataPath(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -417,8 +419,15 @@ impl Shell {
                     }
                     Some(ToControl::Hint(h)) => m.handle_hint(mono_micros(), h),
                     Some(ToControl::LinkUp) => m.link_up(mono_micros()),
+                    Some(ToControl::Stopped(which)) => {
+                        // Exit with an error, so that systemd restarts the edge.
+                        m.shutdown(mono_micros());
+                        self.perform(&mut m)?;
+                        routes::remove(&self.routes);
+                        return Err(RuntimeError::DataPath(which));
+                    }
                     None => {
-                        error!("the receive thread stopped");
+                        error!("the control queue closed");
                         break;
                     }
                 },

@@ -16,6 +16,8 @@ pub enum DropReason {
     Foreign,
     #[error("PACKET under the static key of a user/password community")]
     WrongKey,
+    #[error("our own frame, reflected back")]
+    Reflected,
     #[error("replayed or reordered time stamp")]
     Replay,
     #[error("not registered with a supernode yet")]
@@ -45,11 +47,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Header,
         DropReason::Decode,
         DropReason::Foreign,
         DropReason::WrongKey,
+        DropReason::Reflected,
         DropReason::Replay,
         DropReason::NotRegistered,
         DropReason::Auth,

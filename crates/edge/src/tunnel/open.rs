@@ -203,6 +203,9 @@ impl Tunnel {
         {
             return drop(DropReason::Foreign);
         }
+        if p.src_mac == self.cfg.own_mac {
+            return drop(DropReason::Reflected);
+        }
         let sender = StampSender::of(d.flags, from, p.src_mac);
         if let Some(s) = opened.stamp
             && !rx.stamps.slot(sender, now.wall_us).fresh(s, true)

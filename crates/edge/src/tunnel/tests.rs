@@ -324,8 +324,12 @@ fn every_drop_is_counted_with_its_reason() {
     // A frame too short for an Ethernet header.
     let (_, e) = send(&a, now, &[0u8; 13]);
     assert_eq!(e, Encap::Drop(DropReason::TooShort));
+    // Our own frame, reflected back to us.
+    let (mine, _) = send(&b, now, &frame(B, A));
+    let (_, r) = receive(&b, now, sock(0xa), &mine);
+    assert_eq!(dropped(&r), Some(DropReason::Reflected));
     let c = b.counters();
-    assert_eq!(c.dropped_total(), 5);
+    assert_eq!(c.dropped_total(), 6);
     assert_eq!(a.counters().dropped_total(), 2);
 }
 
