@@ -81,6 +81,15 @@ fn install_into_a_staging_root_and_verify_the_units() {
         std::fs::read_to_string(root.join("etc/n2n/edge.conf")).expect("conf"),
         "-c=mine\n"
     );
+    // Configuration holds keys: nothing installed there is world-readable.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["edge.conf.sample", "supernode.conf", "community.list"] {
+        let mode = std::fs::metadata(root.join("etc/n2n").join(f))
+            .expect("installed")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o007, 0, "{f} is world-readable ({mode:o})");
+    }
     // Every path a unit's ExecStart names exists in the staging root.
     for unit in ["edge.service", "edge@.service", "supernode.service"] {
         let text =

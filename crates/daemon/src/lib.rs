@@ -8,6 +8,30 @@ pub mod mgmt;
 pub mod os;
 pub mod udp;
 
+/// A configured secret (`-k`): used as a `str`, never shown by `Debug`, so a logged or
+/// printed configuration does not carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Where [`mono_micros`] starts: far from zero, so "0 = never" and subtractions stay sane.
 pub const MONO_START_US: u64 = 1_000_000_000_000;
 

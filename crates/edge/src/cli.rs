@@ -148,7 +148,8 @@ pub enum AddressMode {
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub community: Community,
-    pub key: Option<String>,
+    /// `-k`, never shown by `Debug`.
+    pub key: Option<n2n_daemon::Secret>,
     pub address: AddressMode,
     pub supernodes: Vec<SocketAddr>,
     pub device: String,
@@ -286,7 +287,11 @@ impl EdgeConfig {
             .or_else(|| env("N2N_COMMUNITY"))
             .ok_or_else(|| bad("-c: a community name is required"))?;
         let community = Community::new(&community_name).map_err(|e| bad(format!("-c: {e}")))?;
-        let key = a.key.or_else(|| env("N2N_KEY")).filter(|k| !k.is_empty());
+        let key = a
+            .key
+            .or_else(|| env("N2N_KEY"))
+            .filter(|k| !k.is_empty())
+            .map(n2n_daemon::Secret::new);
         let transform = match (a.cipher, &key) {
             (None | Some(1), Some(_)) => transform_id::AES,
             (None, None) => transform_id::NULL,
@@ -498,6 +503,13 @@ mod tests {
                 .collect(),
             |_| None,
         )
+    }
+
+    #[test]
+    fn the_key_is_never_shown() {
+        let c = parse(&["-c", "x", "-l", "127.0.0.1:7777", "-k", "hunter2secret"]).expect("ok");
+        assert_eq!(c.key.as_deref(), Some("hunter2secret"));
+        assert!(!format!("{c:?}").contains("hunter2secret"));
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub enum RuntimeError {
     },
     #[error("cannot set up the transform (-k/-A): {0}")]
     Transform(String),
+    #[error("cannot drop privileges to uid {uid}, gid {gid} (-u/-g): {source}")]
+    Privileges {
+        uid: u32,
+        gid: u32,
+        source: std::io::Error,
+    },
     #[error("the {0} thread of the data path stopped")]
     DataPath(&'static str),
     #[error("{0}")]
@@ -319,8 +325,7 @@ impl Shell {
             // Routes need the privileges about to be dropped.
             self.routes = routes::add(&self.cfg.routes, &self.cfg.device, self.cfg.supernodes[0]);
         }
-        drop_privileges(&self.cfg);
-        Ok(())
+        drop_privileges(&self.cfg)
     }
 
     /// `-a dhcp:`: picks up the address a DHCP client set on the TAP (n2n re-reads it every
@@ -479,19 +484,23 @@ async fn recv_optional(
 }
 
 /// `-u`/`-g`, or as root the `n2n` (else `nobody`) account, as n2n does. The TAP stays
-/// usable: its file descriptor is already open.
-fn drop_privileges(cfg: &EdgeConfig) {
+/// usable: its file descriptor is already open. A drop that fails is fatal (n2n only warns):
+/// an edge facing the network must not go on as root by accident.
+fn drop_privileges(cfg: &EdgeConfig) -> Result<(), RuntimeError> {
     if !os::is_root() && cfg.uid.is_none() && cfg.gid.is_none() {
-        return;
+        return Ok(());
     }
     let fallback = os::account_ids("n2n").or_else(|| os::account_ids("nobody"));
     if let (Some(u), Some(g)) = (
         cfg.uid.or(fallback.map(|f| f.0)),
         cfg.gid.or(fallback.map(|f| f.1)),
     ) {
-        match os::drop_privileges(u, g) {
-            Ok(()) => info!(uid = u, gid = g, "dropped privileges"),
-            Err(e) => warn!(error = %e, "cannot drop privileges"),
-        }
+        os::drop_privileges(u, g).map_err(|source| RuntimeError::Privileges {
+            uid: u,
+            gid: g,
+            source,
+        })?;
+        info!(uid = u, gid = g, "dropped privileges");
     }
+    Ok(())
 }
