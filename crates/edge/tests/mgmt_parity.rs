@@ -140,6 +140,14 @@ fn machine() -> Edge {
             sock: None,
         }),
     );
+    // Its traffic came directly; we registered towards it and it answered.
+    e.handle_hint(
+        T0 + 10 * S,
+        PeerHint::Direct {
+            mac: mac(3),
+            from: peer_sock(3),
+        },
+    );
     e.handle_control(T0 + 10 * S, peer_sock(3), ack);
     let reg = datagram(
         Flags::EMPTY,

@@ -159,8 +159,18 @@ fn a_lan_path_is_not_replaced_by_a_nat_path_for_15_seconds() {
         SocketAddr::from(([198, 18, 1, 2], 52000)),
     );
     let me = e.mac();
+    // The peer heard our group REGISTER and registered with us over the LAN: we answer and
+    // register back there; its ACK confirms the LAN path.
+    e.handle_control(T0, lan, register(PEER, me, cookie::REGULAR, None));
     e.handle_control(T0, lan, ack(cookie::MCAST, me));
     assert_eq!(e.route(&PEER, T0 + 1), Some(lan));
+    // The supernode relays its REGISTER (public socket): we punch there too, and its ACK
+    // ranks lower than the LAN's.
+    e.handle_control(
+        T0 + S,
+        sn(),
+        register(PEER, me, cookie::FORWARDED, Some(public)),
+    );
     e.handle_control(T0 + S, public, ack(cookie::REGULAR, me));
     assert_eq!(
         e.route(&PEER, T0 + S + 1),
@@ -168,12 +178,58 @@ fn a_lan_path_is_not_replaced_by_a_nat_path_for_15_seconds() {
         "lower rank, too soon"
     );
     e.handle_control(T0 + 2 * S, lan, ack(cookie::LOCAL, me));
+    // 16 s later the LAN path has gone quiet: the public one, punched again, may take over.
+    e.handle_control(
+        T0 + 18 * S,
+        sn(),
+        register(PEER, me, cookie::FORWARDED, Some(public)),
+    );
     e.handle_control(T0 + 18 * S, public, ack(cookie::REGULAR, me));
     assert_eq!(
         e.route(&PEER, T0 + 18 * S + 1),
         Some(public),
         "after 15 s it may move"
     );
+}
+
+#[test]
+fn a_register_ack_we_did_not_ask_for_moves_nothing() {
+    let mut e = edge(true, 0);
+    sent(&mut e);
+    let me = e.mac();
+    let (real, forger) = (
+        SocketAddr::from(([198, 18, 1, 2], 52000)),
+        SocketAddr::from(([203, 0, 113, 66], 4444)),
+    );
+    // Unsolicited: no path at all.
+    e.handle_control(T0, forger, ack(cookie::REGULAR, me));
+    assert_eq!(e.route(&PEER, T0 + 1), None);
+    // A real path, then forged ACKs of every rank from a third host: the path stays.
+    e.handle_control(T0, sn(), register(PEER, me, cookie::FORWARDED, Some(real)));
+    e.handle_control(T0, real, ack(cookie::REGULAR, me));
+    assert_eq!(e.route(&PEER, T0 + 1), Some(real));
+    for c in [cookie::LOCAL, cookie::REGULAR, cookie::MCAST, cookie::PORT] {
+        e.handle_control(T0 + 20 * S, forger, ack(c, me));
+    }
+    assert_eq!(e.route(&PEER, T0 + 20 * S), None, "stale, but not moved");
+    assert_eq!(e.routes().map(|r| r.1).collect::<Vec<_>>(), vec![real]);
+    // A forged PEER_INFO (not from our supernode) makes us register nowhere.
+    let info = Datagram::new(
+        community(),
+        Flags::FROM_SUPERNODE,
+        Message::PeerInfo(PeerInfo {
+            aflags: 0,
+            src_mac: Mac::NULL,
+            mac: PEER,
+            sock: Sock::from(forger),
+            preferred_sock: None,
+            load: 0,
+            uptime: 0,
+            version: Default::default(),
+        }),
+    );
+    e.handle_control(T0 + 21 * S, forger, info);
+    assert!(sent(&mut e).iter().all(|(dst, _, _)| *dst != forger));
 }
 
 #[test]

@@ -549,9 +549,13 @@ impl Edge {
                 debug!("the supernode asks us to register again");
                 self.register_super(now_us);
             }
-            Message::PeerInfo(p) if !p.is_pong() => self.on_peer_info(now_us, p),
-            Message::PeerInfo(p) => self.on_pong(now_us, from, &p),
-            Message::Register(r) if from_sn => {
+            // What the supernode says of peers counts only from the supernode we use: a third
+            // host must not point us at sockets of its choosing.
+            Message::PeerInfo(p) if !p.is_pong() && from == self.supernode() => {
+                self.on_peer_info(now_us, p)
+            }
+            Message::PeerInfo(p) if p.is_pong() => self.on_pong(now_us, from, &p),
+            Message::Register(r) if from_sn && from == self.supernode() => {
                 if let Some(sock) = r.sock.filter(|s| !s.is_loopback()) {
                     self.registration_check(now_us, r.src_mac, SocketAddr::from(sock), true);
                 }
@@ -564,7 +568,7 @@ impl Edge {
                 self.answer_register(now_us, from, &r);
             }
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
-            _ => {}
+            _ => debug!(%from, "ignored a control message"),
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use n2n_proto::msg::*;
 use n2n_proto::{Datagram, Flags, IpSubnet, Mac, Message, cookie};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::*;
 
@@ -97,6 +97,9 @@ impl Edge {
         cookie_value: u32,
         now_us: u64,
     ) {
+        if let Some(p) = self.pending.get_mut(&dst_mac) {
+            p.probe(to);
+        }
         let msg = self.register_msg(dst_mac, cookie_value);
         self.emit(to, Flags::EMPTY, msg, now_us);
     }
@@ -107,6 +110,9 @@ impl Edge {
         for i in 0..16u16 {
             let mut to = sock;
             to.set_port(sock.port().wrapping_add(i));
+            if let Some(p) = self.pending.get_mut(&mac) {
+                p.probe(to);
+            }
             let msg = self.register_msg(mac, cookie::PORT);
             let data = self.encode(Flags::EMPTY, msg, now_us);
             self.actions.push_back(Action::TransmitTtl {
@@ -135,6 +141,17 @@ impl Edge {
 
     pub(super) fn on_register_ack(&mut self, now_us: u64, from: SocketAddr, a: RegisterAck) {
         if a.dst_mac != self.cfg.mac || !self.cfg.p2p {
+            return;
+        }
+        // Only an answer from where we registered: the known path itself, or a socket a
+        // pending registration went to.
+        let expected = self.known.get(&a.src_mac).is_some_and(|k| k.sock == from)
+            || self
+                .pending
+                .get(&a.src_mac)
+                .is_some_and(|p| p.probed(&from));
+        if !expected {
+            debug!(peer = %a.src_mac, %from, "dropped a REGISTER_ACK we did not ask for");
             return;
         }
         let details = self.pending.remove(&a.src_mac).map(|p| p.details);

@@ -22,6 +22,9 @@ pub struct Pending {
     /// Last direct REGISTER towards it (0 = never).
     pub last_register_us: u64,
     pub details: Details,
+    /// The sockets our direct REGISTERs went to, newest last: only an ACK from one of them
+    /// may confirm a path (so a forged ACK cannot point the path elsewhere).
+    probed: Vec<SocketAddr>,
 }
 
 impl Pending {
@@ -32,9 +35,29 @@ impl Pending {
             last_query_us: 0,
             last_register_us: 0,
             details: Details::default(),
+            probed: Vec::new(),
         }
     }
+
+    /// Notes a socket a direct REGISTER went to (at most [`MAX_PROBED`], oldest forgotten).
+    pub fn probe(&mut self, to: SocketAddr) {
+        if self.probed.contains(&to) {
+            return;
+        }
+        if self.probed.len() >= MAX_PROBED {
+            self.probed.remove(0);
+        }
+        self.probed.push(to);
+    }
+
+    pub fn probed(&self, from: &SocketAddr) -> bool {
+        self.probed.contains(from)
+    }
 }
+
+/// Sockets remembered per pending peer: the PEER_INFO and preferred sockets, relayed hints,
+/// and a 16-port prediction burst.
+pub const MAX_PROBED: usize = 24;
 
 /// A peer reachable directly.
 #[derive(Debug, Clone)]

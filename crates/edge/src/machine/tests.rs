@@ -287,6 +287,15 @@ fn a_stepped_wall_clock_stalls_and_purges_nothing() {
             sock: None,
         }),
     );
+    // The peer's traffic came directly: we register towards it, and its ACK confirms.
+    e.handle_hint(
+        T0,
+        PeerHint::Direct {
+            mac: peer,
+            from: public,
+        },
+    );
+    while e.poll_action().is_some() {}
     e.handle_control(T0, public, ack);
     let acked = |e: &mut Edge, t: u64| {
         let c = e.sn_cookie;
