@@ -149,9 +149,18 @@ macro_rules! text_field {
             }
         }
 
+        /// The text with control characters escaped: these fields come from the network, and
+        /// a newline in a log line would forge the next one.
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.text())
+                for c in self.text().chars() {
+                    if c.is_control() {
+                        write!(f, "{}", c.escape_default())?;
+                    } else {
+                        write!(f, "{c}")?;
+                    }
+                }
+                Ok(())
             }
         }
     };
@@ -469,6 +478,16 @@ impl SupernodeEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_fields_from_the_network_cannot_forge_log_lines() {
+        let mut field = [0u8; COMMUNITY_SIZE];
+        field[..10].copy_from_slice(b"ok\nFAKE\x1b[0");
+        let shown = Community(field).to_string();
+        assert!(!shown.contains('\n') && !shown.contains('\x1b'), "{shown}");
+        assert!(shown.starts_with("ok\\nFAKE"));
+        assert_eq!(Desc::from_text("laptop").to_string(), "laptop");
+    }
 
     #[test]
     fn mac_parses_like_n2n() {

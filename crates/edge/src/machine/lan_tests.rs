@@ -118,9 +118,10 @@ fn a_lan_register_is_answered_directly_and_starts_registration() {
     let out = sent(&mut e);
     assert!(out.iter().any(|(dst, _, d)| *dst == lan_peer
         && matches!(&d.msg, Message::RegisterAck(a) if a.cookie == cookie::MCAST && a.dst_mac == PEER)));
+    // Our REGISTER back carries MCAST: its ACK ranks the path as found on the LAN.
     assert!(
         out.iter()
-            .any(|(dst, _, d)| *dst == lan_peer && is_register(d, cookie::REGULAR, PEER))
+            .any(|(dst, _, d)| *dst == lan_peer && is_register(d, cookie::MCAST, PEER))
     );
     // Our own echo, other communities, relayed ones and REGISTERs for someone else: ignored.
     let me = e.mac();

@@ -565,7 +565,7 @@ impl Edge {
                 if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
                     return;
                 }
-                self.answer_register(now_us, from, &r);
+                self.answer_register(now_us, from, &r, n2n_proto::cookie::REGULAR);
             }
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => debug!(%from, "ignored a control message"),

@@ -29,12 +29,21 @@ impl Edge {
         {
             return;
         }
-        self.answer_register(now_us, from, r);
+        // Heard on the link-local group, so a neighbour: our REGISTER back says so, and its
+        // ACK ranks the path as found on the LAN.
+        self.answer_register(now_us, from, r, cookie::MCAST);
     }
 
     /// A REGISTER that reached us directly (unicast or on the LAN group): ACK it to its
     /// sender, echoing the cookie, and register towards that socket in turn.
-    pub(super) fn answer_register(&mut self, now_us: u64, from: SocketAddr, r: &Register) {
+    /// `cookie`: what our REGISTER back carries (its ACK's rank of the path).
+    pub(super) fn answer_register(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        r: &Register,
+        cookie_value: u32,
+    ) {
         let ack = Message::RegisterAck(RegisterAck {
             cookie: r.cookie,
             dst_mac: r.src_mac,
@@ -43,7 +52,7 @@ impl Edge {
         });
         self.emit(from, Flags::EMPTY, ack, now_us);
         self.pending.remove(&r.src_mac);
-        self.registration_check(now_us, r.src_mac, from, false);
+        self.registration_check_with(now_us, r.src_mac, from, false, cookie_value);
         self.note_details(r);
     }
 
@@ -249,6 +258,18 @@ impl Edge {
         sock: SocketAddr,
         via_supernode: bool,
     ) {
+        self.registration_check_with(now_us, mac, sock, via_supernode, cookie::REGULAR);
+    }
+
+    /// [`Self::registration_check`] whose direct REGISTER carries `direct_cookie`.
+    fn registration_check_with(
+        &mut self,
+        now_us: u64,
+        mac: Mac,
+        sock: SocketAddr,
+        via_supernode: bool,
+        direct_cookie: u32,
+    ) {
         if mac == self.cfg.mac || mac.is_multi_or_broadcast() {
             return;
         }
@@ -275,7 +296,7 @@ impl Edge {
         }
         p.last_register_us = now_us;
         if !via_supernode {
-            self.send_register(mac, sock, cookie::REGULAR, now_us);
+            self.send_register(mac, sock, direct_cookie, now_us);
         } else {
             match self.cfg.register_ttl {
                 0 => self.send_register(mac, sock, cookie::REGULAR, now_us),

@@ -26,12 +26,37 @@ pub fn preferred_sock(p: Option<Preferred>, port: u16, supernode: SocketAddr) ->
     Some(Sock::from(SocketAddr::from((ip, port))))
 }
 
-/// 0.0.0.0:1968 in the group 224.0.0.68, shared with other edges on this host.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_socket_takes_no_unicast() {
+        let lan = lan_socket().expect("group socket");
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        probe
+            .send_to(b"not for the group", ("127.0.0.1", LAN_GROUP.port()))
+            .expect("send");
+        lan.set_nonblocking(false).expect("blocking");
+        lan.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        assert!(
+            lan.recv_from(&mut buf).is_err(),
+            "a unicast reached the group socket"
+        );
+    }
+}
+
+/// 224.0.0.68:1968, the group, shared with other edges on this host. Bound to the group's
+/// address (n2n binds 0.0.0.0): only datagrams sent to the group arrive, and those never
+/// cross a router (224.0.0.0/24 is link-local), so a unicast from the Internet to port 1968
+/// is not taken for a neighbour's REGISTER.
 pub fn lan_socket() -> std::io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, LAN_GROUP.port())).into())?;
+    s.bind(&LAN_GROUP.into())?;
     if let SocketAddr::V4(group) = LAN_GROUP {
         s.join_multicast_v4(group.ip(), &Ipv4Addr::UNSPECIFIED)?;
     }

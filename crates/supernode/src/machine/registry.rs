@@ -123,8 +123,11 @@ impl CommunityState {
             let addr = old.dev_addr.addr;
             self.unindex(addr, edge.mac);
         }
-        if !edge.dev_addr.addr.is_unspecified() {
-            self.by_ip.insert(edge.dev_addr.addr, edge.mac);
+        // An address another registered edge holds stays its own: a re-registration cannot
+        // take over the index (look-ups by address would go to the newcomer).
+        let addr = edge.dev_addr.addr;
+        if !addr.is_unspecified() && self.edge_with_ip(addr).is_none_or(|m| m == edge.mac) {
+            self.by_ip.insert(addr, edge.mac);
         }
         self.edges.insert(edge.mac, edge);
     }
@@ -282,6 +285,35 @@ mod tests {
         assert_eq!(
             v.assign_address(&Desc::from_text("edge3")).addr,
             Ipv4Addr::new(10, 240, 116, 55)
+        );
+    }
+
+    #[test]
+    fn an_edge_cannot_take_over_another_edges_address_in_the_index() {
+        let mut c = CommunityState::new(Community::new("c").expect("ok"), false, subnet_of("c"));
+        let edge = |n: u8, ip: [u8; 4]| Edge {
+            mac: Mac([2, 0, 0, 0, 0, n]),
+            dev_addr: IpSubnet::new(ip.into(), 24),
+            desc: Desc::default(),
+            sock: std::net::SocketAddr::from(([198, 18, 0, n], 7000)),
+            preferred: None,
+            auth: n2n_proto::Auth::NONE,
+            last_seen_us: 1,
+            stamp: None,
+        };
+        c.insert_edge(edge(1, [10, 0, 0, 1]));
+        c.insert_edge(edge(2, [10, 0, 0, 2]));
+        c.insert_edge(edge(2, [10, 0, 0, 1]));
+        assert_eq!(
+            c.edge_with_ip([10, 0, 0, 1].into()),
+            Some(Mac([2, 0, 0, 0, 0, 1]))
+        );
+        // Once the holder is gone, the address is free to take.
+        c.remove_edge(&Mac([2, 0, 0, 0, 0, 1]));
+        c.insert_edge(edge(2, [10, 0, 0, 1]));
+        assert_eq!(
+            c.edge_with_ip([10, 0, 0, 1].into()),
+            Some(Mac([2, 0, 0, 0, 0, 2]))
         );
     }
 
