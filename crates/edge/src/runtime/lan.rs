@@ -26,6 +26,22 @@ pub fn preferred_sock(p: Option<Preferred>, port: u16, supernode: SocketAddr) ->
     Some(Sock::from(SocketAddr::from((ip, port))))
 }
 
+/// 224.0.0.68:1968, the group, shared with other edges on this host. Bound to the group's
+/// address (n2n binds 0.0.0.0): only datagrams sent to the group arrive, and those never
+/// cross a router (224.0.0.0/24 is link-local), so a unicast from the Internet to port 1968
+/// is not taken for a neighbour's REGISTER.
+pub fn lan_socket() -> std::io::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&LAN_GROUP.into())?;
+    if let SocketAddr::V4(group) = LAN_GROUP {
+        s.join_multicast_v4(group.ip(), &Ipv4Addr::UNSPECIFIED)?;
+    }
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,20 +62,4 @@ mod tests {
             "a unicast reached the group socket"
         );
     }
-}
-
-/// 224.0.0.68:1968, the group, shared with other edges on this host. Bound to the group's
-/// address (n2n binds 0.0.0.0): only datagrams sent to the group arrive, and those never
-/// cross a router (224.0.0.0/24 is link-local), so a unicast from the Internet to port 1968
-/// is not taken for a neighbour's REGISTER.
-pub fn lan_socket() -> std::io::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.bind(&LAN_GROUP.into())?;
-    if let SocketAddr::V4(group) = LAN_GROUP {
-        s.join_multicast_v4(group.ip(), &Ipv4Addr::UNSPECIFIED)?;
-    }
-    s.set_nonblocking(true)?;
-    Ok(s.into())
 }
