@@ -10,7 +10,8 @@ use n2n_proto::{Community, Mac, VersionString};
 use crate::community_list::CommunityList;
 use crate::machine::federation::DEFAULT_FEDERATION;
 use crate::machine::{
-    AutoIpRange, DEFAULT_MAX_EDGES, MachineConfig, federation_community, renamed_federation,
+    AutoIpRange, DEFAULT_MAX_EDGES, DEFAULT_MAX_EDGES_PER_IP, MachineConfig, federation_community,
+    renamed_federation,
 };
 
 /// The default supernode port (N2N_SN_LPORT_DEFAULT).
@@ -82,6 +83,11 @@ pub struct Args {
     /// Most edges registered at once, across communities (n2n-rs)
     #[arg(long = "max-edges", value_name = "N", default_value_t = DEFAULT_MAX_EDGES)]
     pub max_edges: usize,
+    /// Most edges of one community at one public IP address (n2n-rs; bounds what a forged
+    /// source can make a broadcast amplify to)
+    #[arg(long = "max-edges-per-ip", value_name = "N", default_value_t = DEFAULT_MAX_EDGES_PER_IP,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_edges_per_ip: u32,
 }
 
 pub use n2n_daemon::cli::CliError;
@@ -128,6 +134,7 @@ impl Args {
             spoofing_protection: !self.no_spoofing_protection,
             version,
             max_edges: self.max_edges,
+            max_edges_per_ip: self.max_edges_per_ip,
             communities,
         })
     }

@@ -285,6 +285,7 @@ impl Supernode {
     ) -> Result<Option<Auth>, DropReason> {
         let protect = self.cfg.spoofing_protection;
         let max_edges = self.cfg.max_edges;
+        let per_ip = self.cfg.max_edges_per_ip;
         let c = &mut self.communities[m.community];
         // User/password communities take listed users only; the answer hands over the key.
         let answer = match &c.users {
@@ -318,6 +319,9 @@ impl Supernode {
                 if !c.auth_ok(&e.auth, &r.auth) {
                     return Ok(None);
                 }
+                if e.sock.ip() != m.from.ip() && c.edges_from(m.from.ip()) >= per_ip {
+                    return Err(DropReason::SourceFull);
+                }
                 let mut e = e.clone();
                 e.sock = m.from;
                 e.dev_addr = r.dev_addr;
@@ -339,6 +343,9 @@ impl Supernode {
                 }
                 if self.edge_count >= max_edges {
                     return Err(DropReason::RegistryFull);
+                }
+                if c.edges_from(m.from.ip()) >= per_ip {
+                    return Err(DropReason::SourceFull);
                 }
                 let auth = if protect || r.auth.scheme != auth_scheme::SIMPLE_ID {
                     r.auth
@@ -573,6 +580,9 @@ impl Supernode {
             if !m.relayed_by_supernode() {
                 dests.extend(self.federation.active(m.now_us));
             }
+            // One copy per socket, however many MACs claim it (one edge, one socket).
+            dests.sort_unstable();
+            dests.dedup();
             self.stats.broadcast_tx += dests.len() as u64;
         } else if let Some(e) = c.edges.get(&dst) {
             dests.push(e.sock);

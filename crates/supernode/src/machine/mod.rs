@@ -30,6 +30,8 @@ pub const REGISTRATION_TIMEOUT_US: u64 = 60_000_000;
 pub const PURGE_INTERVAL_US: u64 = 30_000_000;
 /// Default bound on registered edges across all communities.
 pub const DEFAULT_MAX_EDGES: usize = 100_000;
+/// Edges of one community behind one public address (a NAT'd site) before more are refused.
+pub const DEFAULT_MAX_EDGES_PER_IP: u32 = 64;
 /// Communities created on the fly are bounded too.
 pub const MAX_COMMUNITIES: usize = 10_000;
 
@@ -42,6 +44,9 @@ pub struct MachineConfig {
     pub spoofing_protection: bool,
     pub version: VersionString,
     pub max_edges: usize,
+    /// Most edges of one community at one public IP address: what one forged source can
+    /// make a broadcast amplify to (`--max-edges-per-ip`).
+    pub max_edges_per_ip: u32,
     /// `None`: every community is allowed (created on first registration).
     pub communities: Option<CommunityList>,
     /// The federation community: `*` + the `-F` name.
@@ -60,6 +65,7 @@ impl Default for MachineConfig {
             spoofing_protection: true,
             version: VersionString::from_text(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
             max_edges: DEFAULT_MAX_EDGES,
+            max_edges_per_ip: DEFAULT_MAX_EDGES_PER_IP,
             communities: None,
             federation: federation_community(federation::DEFAULT_FEDERATION),
             federation_key_name: federation_community(federation::DEFAULT_FEDERATION),

@@ -49,6 +49,8 @@ pub struct CommunityState {
     pub edges: HashMap<Mac, Edge>,
     /// Which edge holds which address (kept in step with `edges` by the methods below).
     by_ip: HashMap<Ipv4Addr, Mac>,
+    /// How many edges sit at each public IP address (kept in step likewise).
+    by_source: HashMap<std::net::IpAddr, u32>,
     /// User/password community (users listed): their keys and the dynamic header key.
     pub users: Option<UserAuth>,
     /// Edges registered at another supernode of the federation: which one (spec §7.8).
@@ -76,6 +78,7 @@ impl CommunityState {
             subnet,
             edges: HashMap::new(),
             by_ip: HashMap::new(),
+            by_source: HashMap::new(),
             users: None,
             assoc: HashMap::new(),
         }
@@ -118,11 +121,18 @@ impl CommunityState {
             .filter(|m| self.edges.contains_key(m))
     }
 
+    /// Edges registered from public IP address `ip`.
+    pub fn edges_from(&self, ip: std::net::IpAddr) -> u32 {
+        self.by_source.get(&ip).copied().unwrap_or(0)
+    }
+
     pub fn insert_edge(&mut self, edge: Edge) {
         if let Some(old) = self.edges.get(&edge.mac) {
-            let addr = old.dev_addr.addr;
+            let (addr, source) = (old.dev_addr.addr, old.sock.ip());
             self.unindex(addr, edge.mac);
+            self.uncount(source);
         }
+        *self.by_source.entry(edge.sock.ip()).or_insert(0) += 1;
         // An address another registered edge holds stays its own: a re-registration cannot
         // take over the index (look-ups by address would go to the newcomer).
         let addr = edge.dev_addr.addr;
@@ -135,6 +145,7 @@ impl CommunityState {
     pub fn remove_edge(&mut self, mac: &Mac) -> Option<Edge> {
         let e = self.edges.remove(mac)?;
         self.unindex(e.dev_addr.addr, e.mac);
+        self.uncount(e.sock.ip());
         Some(e)
     }
 
@@ -150,6 +161,15 @@ impl CommunityState {
             self.remove_edge(m);
         }
         stale.len()
+    }
+
+    fn uncount(&mut self, source: std::net::IpAddr) {
+        if let Some(n) = self.by_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_source.remove(&source);
+            }
+        }
     }
 
     fn unindex(&mut self, addr: Ipv4Addr, mac: Mac) {

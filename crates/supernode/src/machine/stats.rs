@@ -12,6 +12,8 @@ pub enum DropReason {
     CommunityNotAllowed,
     PlainForEncrypted,
     RegistryFull,
+    /// A community holds its most edges at one public IP address (`--max-edges-per-ip`).
+    SourceFull,
     UnknownDestination,
     Unsupported,
     BadAuth,
@@ -57,7 +59,7 @@ impl Stats {
         match reason {
             DropReason::Undecryptable => self.dropped_undecryptable += 1,
             DropReason::StampRejected => self.dropped_stamp += 1,
-            DropReason::RegistryFull => self.dropped_registry_full += 1,
+            DropReason::RegistryFull | DropReason::SourceFull => self.dropped_registry_full += 1,
             DropReason::TooShort | DropReason::Undecodable => self.errors += 1,
             DropReason::NotAMember | DropReason::FederationFull | DropReason::StaleCookie => {
                 self.federation_refused += 1

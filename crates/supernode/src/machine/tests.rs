@@ -421,3 +421,45 @@ fn a_stepped_wall_clock_moves_no_deadline_and_stamps_follow_it() {
     s.handle_timeout(last + 91_000_000, &mut Outbox::default());
     assert_eq!(s.edge_count(), 0);
 }
+
+#[test]
+fn one_forged_source_cannot_amplify_a_broadcast_beyond_its_cap() {
+    // -M (no spoofing protection): the worst case. 1 000 made-up MACs "register" at a
+    // victim's address (forged sources), on one port and on many.
+    let mut s = sn(None, false, 100_000);
+    let victim = std::net::Ipv4Addr::new(203, 0, 113, 9);
+    for i in 0..1000u16 {
+        let [hi, lo] = i.to_be_bytes();
+        let fake = Mac([2, 0xee, 0, 0, hi, lo]);
+        let port = if i % 2 == 0 { 5000 } else { 5000 + i };
+        let mut reg = reg_super("net", fake, [10, 0, hi, lo.max(1)], 1);
+        let mut out = Outbox::default();
+        s.handle_datagram(T0, SocketAddr::from((victim, port)), &mut reg, &mut out);
+    }
+    let cap = MachineConfig::default().max_edges_per_ip as usize;
+    assert_eq!(s.edge_count(), cap, "the per-source cap holds");
+    // A real edge elsewhere broadcasts one frame.
+    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 250], 1));
+    let out = feed(
+        &mut s,
+        T0,
+        1,
+        packet("net", mac(1), Mac::BROADCAST, &[0u8; 1400]),
+    );
+    let to_victim: usize = out
+        .iter()
+        .flat_map(|(_, dests)| dests)
+        .filter(|d| d.ip() == std::net::IpAddr::V4(victim))
+        .count();
+    eprintln!(
+        "amplification: 1 broadcast -> {to_victim} copies at the victim (cap {cap}, 1000 MACs forged)"
+    );
+    // The 500 MACs on port 5000 share one socket, so one copy; the others one each.
+    assert!(to_victim <= cap, "{to_victim} copies");
+    let sockets: std::collections::HashSet<_> = out.iter().flat_map(|(_, d)| d).collect();
+    assert_eq!(
+        sockets.len(),
+        out.iter().map(|(_, d)| d.len()).sum::<usize>(),
+        "one copy per socket"
+    );
+}
