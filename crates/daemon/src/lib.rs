@@ -35,11 +35,14 @@ impl std::fmt::Debug for Secret {
 /// Where [`mono_micros`] starts: far from zero, so "0 = never" and subtractions stay sane.
 pub const MONO_START_US: u64 = 1_000_000_000_000;
 
-/// Monotonic microseconds (never steps with the wall clock), for every deadline and window.
+/// Monotonic microseconds for every deadline and window: never steps with the wall clock,
+/// and counts time suspended (CLOCK_BOOTTIME), so that after a laptop resumes, paths and
+/// registrations are as old as they really are.
 pub fn mono_micros() -> u64 {
-    static ANCHOR: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let anchor = *ANCHOR.get_or_init(std::time::Instant::now);
-    MONO_START_US + anchor.elapsed().as_micros() as u64
+    static ANCHOR: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let now = os::boottime_micros();
+    let anchor = *ANCHOR.get_or_init(|| now);
+    MONO_START_US + now.saturating_sub(anchor)
 }
 
 /// Microseconds since the Unix epoch: only for what the wire or the operator sees (`-H`

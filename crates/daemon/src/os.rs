@@ -8,6 +8,20 @@ use std::io;
 
 pub use udp_calls::{recv_each, send_each, send_segments, set_udp_gro};
 
+/// CLOCK_BOOTTIME in microseconds: monotonic, and counting time suspended.
+pub fn boottime_micros() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+}
+
 /// Detaches from the terminal as n2n does (`daemon(0, 0)`). Call before starting threads.
 pub fn daemonize() -> io::Result<()> {
     // SAFETY: daemon(3) forks and exits the parent; called before any thread is started, so

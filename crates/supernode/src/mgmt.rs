@@ -203,8 +203,6 @@ fn listing(sn: &Supernode) -> Vec<Listed> {
     out
 }
 
-/// The plain-text status: the heading rides with the first community line, then one datagram
-/// per community line and per edge row, and the totals, as n2n sends it.
 /// A machine time (monotonic) as the wall-clock time n2n shows; 0 stays "never".
 fn wall(sn: &Supernode, mono_us: u64) -> u64 {
     if mono_us == 0 {
@@ -214,7 +212,11 @@ fn wall(sn: &Supernode, mono_us: u64) -> u64 {
     }
 }
 
+/// The plain-text status: the heading rides with the first community line, then one datagram
+/// per community line and per edge row, and the totals, as n2n sends it. Times are wall-clock
+/// times, so "never" (0) shows as n2n shows it.
 fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
+    let now_us = sn.wall_time(now_us);
     let mut out = Vec::new();
     let mut buf = format!(
         " ### | TAP                 | MAC               | EDGE                      | HINT            | LAST SEEN\n{RULE_DOUBLE}"
@@ -242,7 +244,7 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
             let seen = if e.last_seen_us == 0 {
                 String::new()
             } else {
-                format!("{:9}", ago(now_us, e.last_seen_us) as u32)
+                format!("{:9}", ago(now_us, wall(sn, e.last_seen_us)) as u32)
             };
             out.push(format!(
                 "{:4} | {tap:<19} | {:<17} | {:<21} {:<3} | {:<15} | {seen:>9}\n",
@@ -258,7 +260,7 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
     buf.push_str(RULE_DOUBLE);
     buf.push_str(&format!(
         "uptime {} | edges {} | reg_sup {} | reg_nak {} | errors {} \n",
-        ago(now_us, sn.start_us()),
+        ago(now_us, wall(sn, sn.start_us())),
         edges as u32,
         s.reg_super_rx as u32,
         s.reg_super_nak as u32,
@@ -272,8 +274,8 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
     ));
     buf.push_str(&format!(
         "last_fwd  {} sec ago | last reg  {} sec ago\n\n",
-        ago(now_us, s.last_fwd_us) as u64,
-        ago(now_us, s.last_reg_super_us) as u64
+        ago(now_us, wall(sn, s.last_fwd_us)) as u64,
+        ago(now_us, wall(sn, s.last_reg_super_us)) as u64
     ));
     out.push(buf);
     out

@@ -5,6 +5,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use quinn_udp::UdpSocketState;
 
@@ -24,23 +25,20 @@ pub struct Offloads {
     pub gro: bool,
 }
 
-/// Sends each of `parts` as one datagram to `to`. With `gso`, each run of equal sizes (ended
-/// by at most one shorter datagram, ≤ 64 datagrams, ≤ 65 000 bytes) is one `sendmsg` that the
-/// kernel segments; else all go in `sendmmsg` calls. Returns how many were lost.
+/// Sends each of `parts` as one datagram to `to`. While `gso` holds, each run of equal sizes
+/// (ended by at most one shorter datagram, ≤ 64 datagrams, ≤ 65 000 bytes) is one `sendmsg`
+/// that the kernel segments; else all go in `sendmmsg` calls. A GSO send the kernel refuses
+/// for GSO's sake (EIO: no checksum offload on the way out; EINVAL/EMSGSIZE: a segment over
+/// the route's MTU) is sent again datagram by datagram and turns `gso` off for good, as
+/// quinn-udp does. Returns how many were lost.
 pub fn send_datagrams(
     sock: &impl AsRawFd,
     to: SocketAddr,
     parts: &[IoSlice<'_>],
-    gso: bool,
+    gso: &AtomicBool,
 ) -> usize {
-    if !gso {
-        return match os::send_each(sock, to, parts) {
-            Ok(n) => parts.len() - n,
-            Err(e) => {
-                tracing::debug!(%to, error = %e, "send failed");
-                parts.len()
-            }
-        };
+    if !gso.load(Ordering::Relaxed) {
+        return send_each(sock, to, parts);
     }
     let mut lost = 0;
     let mut start = 0;
@@ -61,13 +59,40 @@ pub fn send_datagrams(
         }
         let run = &parts[start..end];
         let segment = (run.len() > 1).then_some(size as u16);
-        if let Err(e) = os::send_segments(sock, to, run, segment) {
-            tracing::debug!(%to, error = %e, "send failed");
-            lost += run.len();
+        match os::send_segments(sock, to, run, segment) {
+            Ok(()) => {}
+            Err(e) if segment.is_some() && refuses_gso(&e) => {
+                tracing::warn!(%to, error = %e, "UDP GSO refused: sending datagram by datagram");
+                gso.store(false, Ordering::Relaxed);
+                lost += send_each(sock, to, run);
+            }
+            Err(e) => {
+                tracing::debug!(%to, error = %e, "send failed");
+                lost += run.len();
+            }
         }
         start = end;
     }
     lost
+}
+
+/// The errors with which a kernel or a device refuses a GSO send as such.
+fn refuses_gso(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)
+    )
+}
+
+/// `sendmmsg`; returns how many were lost.
+fn send_each(sock: &impl AsRawFd, to: SocketAddr, parts: &[IoSlice<'_>]) -> usize {
+    match os::send_each(sock, to, parts) {
+        Ok(n) => parts.len() - n,
+        Err(e) => {
+            tracing::debug!(%to, error = %e, "send failed");
+            parts.len()
+        }
+    }
 }
 
 /// A receive buffer: one GRO batch, or with GRO off the datagrams of one `recvmmsg`.
@@ -168,7 +193,7 @@ mod tests {
                 .collect();
             let parts: Vec<IoSlice<'_>> = sent.iter().map(|d| IoSlice::new(d)).collect();
             let to = b.local_addr().expect("addr");
-            assert_eq!(send_datagrams(&a, to, &parts, gso), 0);
+            assert_eq!(send_datagrams(&a, to, &parts, &AtomicBool::new(gso)), 0);
             b.set_read_timeout(Some(std::time::Duration::from_secs(2)))
                 .expect("timeout");
             let mut rx = Receiver::new(gro);

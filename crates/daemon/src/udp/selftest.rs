@@ -87,7 +87,12 @@ impl Probe for LoopbackProbe {
         self.gro = gro;
         let to = self.rx.local_addr()?;
         let parts: Vec<IoSlice<'_>> = datagrams.iter().map(|d| IoSlice::new(d)).collect();
-        match send_datagrams(&self.tx, to, &parts, gso) {
+        match send_datagrams(
+            &self.tx,
+            to,
+            &parts,
+            &std::sync::atomic::AtomicBool::new(gso),
+        ) {
             0 => Ok(()),
             _ => Err(io::ErrorKind::Other.into()),
         }
@@ -137,12 +142,12 @@ pub fn choose_offloads(wanted: Offloads) -> Offloads {
 /// [`choose_offloads`] for the data path's socket `udp`: GRO is turned off on it if need be,
 /// and the result logged.
 pub fn setup_offloads(udp: &UdpSocket, wanted: Offloads) -> Offloads {
-    let mut got = choose_offloads(wanted);
+    let got = choose_offloads(wanted);
     if !got.gro
         && let Err(e) = os::set_udp_gro(udp, false)
     {
+        // No UDP_GRO on this kernel: it is off anyway.
         tracing::debug!(error = %e, "cannot turn UDP GRO off");
-        got.gro = true;
     }
     tracing::info!(gso = got.gso, gro = got.gro, "UDP offloads");
     got

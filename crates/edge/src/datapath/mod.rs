@@ -78,8 +78,10 @@ impl ControlTx {
 /// Everything the threads share.
 pub struct Shared {
     pub tunnel: Tunnel,
-    /// UDP GSO and GRO, as the start-up self-test left them.
-    pub offloads: n2n_daemon::udp::Offloads,
+    /// UDP GSO (the self-test's verdict; turned off for good if a send refuses it).
+    pub gso: std::sync::atomic::AtomicBool,
+    /// UDP GRO, as the start-up self-test left it.
+    pub gro: bool,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

@@ -25,7 +25,7 @@ struct Rx {
 
 /// Receives until the socket fails.
 pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, control: ControlTx) {
-    let mut batch = Receiver::new(shared.offloads.gro);
+    let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
     loop {
         match batch.recv(&state, &udp) {

@@ -115,7 +115,7 @@ impl Tx {
                     iov[n] = IoSlice::new(&slot.0[r.clone()]);
                     n += 1;
                 }
-                send_datagrams(&self.udp, to, &iov[..n], self.shared.offloads.gso)
+                send_datagrams(&self.udp, to, &iov[..n], &self.shared.gso)
             }
         };
         tunnel.count_drop(DropReason::Send, lost as u64);

@@ -162,6 +162,9 @@ pub struct Edge {
     sn_wait: bool,
     attempts: u32,
     sn_cookie: u32,
+    /// Where our supernode's last accepted ACK came from (a multi-homed supernode may answer
+    /// from another address than the one we send to).
+    sn_answered_from: Option<SocketAddr>,
     last_sn_request_us: u64,
     registered: bool,
     sn_mac: Option<Mac>,
@@ -189,11 +192,24 @@ impl std::fmt::Debug for Edge {
 }
 
 impl Edge {
+    /// An edge whose clocks agree (tests and the simulator).
     pub fn new(
+        cfg: EdgeMachineConfig,
+        rng: Box<dyn RandomSource + Send>,
+        stamps: Arc<StampGenerator>,
+        now_us: u64,
+    ) -> Self {
+        Self::with_wall_clock(cfg, rng, stamps, now_us, now_us)
+    }
+
+    /// Starts at monotonic time `now_us`, when the wall clock says `wall_us`: the first
+    /// registration and PINGs go out from here, already stamped (`-H`) with the wall clock.
+    pub fn with_wall_clock(
         cfg: EdgeMachineConfig,
         mut rng: Box<dyn RandomSource + Send>,
         stamps: Arc<StampGenerator>,
         now_us: u64,
+        wall_us: u64,
     ) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
@@ -212,7 +228,7 @@ impl Edge {
             token,
             rng,
             stamp_gen: stamps,
-            wall_offset_us: 0,
+            wall_offset_us: wall_us.wrapping_sub(now_us) as i64,
             actions: VecDeque::new(),
             sns,
             sn_index: 0,
@@ -220,6 +236,7 @@ impl Edge {
             sn_wait: false,
             attempts: SUP_ATTEMPTS,
             sn_cookie: 0,
+            sn_answered_from: None,
             last_sn_request_us: 0,
             registered: false,
             sn_mac: None,
@@ -551,11 +568,11 @@ impl Edge {
             }
             // What the supernode says of peers counts only from the supernode we use: a third
             // host must not point us at sockets of its choosing.
-            Message::PeerInfo(p) if !p.is_pong() && from == self.supernode() => {
+            Message::PeerInfo(p) if !p.is_pong() && self.is_our_supernode(from) => {
                 self.on_peer_info(now_us, p)
             }
             Message::PeerInfo(p) if p.is_pong() => self.on_pong(now_us, from, &p),
-            Message::Register(r) if from_sn && from == self.supernode() => {
+            Message::Register(r) if from_sn && self.is_our_supernode(from) => {
                 if let Some(sock) = r.sock.filter(|s| !s.is_loopback()) {
                     self.registration_check(now_us, r.src_mac, SocketAddr::from(sock), true);
                 }
@@ -572,10 +589,16 @@ impl Edge {
         }
     }
 
+    /// The supernode in use, by the address we send to or the one its ACK came from.
+    fn is_our_supernode(&self, from: SocketAddr) -> bool {
+        from == self.supernode() || self.sn_answered_from == Some(from)
+    }
+
     fn on_ack(&mut self, now_us: u64, from: SocketAddr, ack: RegisterSuperAck) {
         if !self.sn_wait || ack.cookie != self.sn_cookie {
             return;
         }
+        self.sn_answered_from = Some(from);
         if let Some(user) = &self.cfg.user {
             let Some(key) = user.open_answer(&self.challenge, &ack.auth) else {
                 warn!(

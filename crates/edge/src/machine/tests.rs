@@ -16,7 +16,16 @@ pub(super) fn sn(n: u8) -> SocketAddr {
 }
 
 pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> Edge {
-    let cfg = EdgeMachineConfig {
+    Edge::new(
+        config(dev_addr, supernodes),
+        Box::new(Xorshift128Plus::seeded(7)),
+        Arc::new(n2n_crypto::StampGenerator::default()),
+        T0,
+    )
+}
+
+pub(super) fn config(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> EdgeMachineConfig {
+    EdgeMachineConfig {
         community: Community::new("test").expect("valid"),
         mac: Mac([2, 0, 0, 0, 0, 1]),
         desc: Desc::from_text("me"),
@@ -31,13 +40,7 @@ pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> E
         selection: Default::default(),
         user: None,
         tcp: false,
-    };
-    Edge::new(
-        cfg,
-        Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(n2n_crypto::StampGenerator::default()),
-        T0,
-    )
+    }
 }
 
 pub(super) fn addr() -> Option<IpSubnet> {
@@ -346,4 +349,25 @@ fn a_stepped_wall_clock_stalls_and_purges_nothing() {
         e.routes().map(|(m, s, _)| (m, s)).collect::<Vec<_>>(),
         vec![(peer, public)]
     );
+}
+
+#[test]
+fn the_first_registration_is_stamped_with_the_wall_clock() {
+    // Monotonic time starts near zero; the wall clock says 2027.
+    let mut cfg = config(addr(), vec![sn(1)]);
+    let key = HeaderKey::for_community(&cfg.community);
+    cfg.header_key = Some(key.clone());
+    let mono = 1_000_000_000_000;
+    let mut e = Edge::with_wall_clock(
+        cfg,
+        Box::new(Xorshift128Plus::seeded(7)),
+        Arc::new(n2n_crypto::StampGenerator::default()),
+        mono,
+        T0,
+    );
+    let Some(Action::Transmit { mut data, .. }) = e.poll_action() else {
+        panic!("no registration")
+    };
+    let stamp = key.decrypt(&mut data, e.community()).expect("opens");
+    assert!(n2n_crypto::header_enc::stamp_in_frame(stamp, T0));
 }

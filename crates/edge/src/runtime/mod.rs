@@ -175,7 +175,8 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     });
     let shared = Arc::new(Shared {
         tunnel,
-        offloads,
+        gso: offloads.gso.into(),
+        gro: offloads.gro,
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
@@ -264,11 +265,12 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
             );
         }
     }
-    let machine = Edge::new(
+    let machine = Edge::with_wall_clock(
         machine_cfg,
         Box::new(n2n_crypto::Xorshift128Plus::seeded(OsRandom.next_u64())),
         stamps,
         mono_micros(),
+        unix_micros(),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -356,8 +356,11 @@ impl Tunnel {
             return None;
         }
         let mut rx = self.rx.lock().ok()?;
-        rx.control(&self.cfg, now, from, &data[..opened.body], opened, true)
-            .ok()
+        let msg = rx
+            .control(&self.cfg, now, from, &data[..opened.body], opened, true)
+            .ok()?;
+        self.keepalive_heard(&msg, now.mono_us);
+        Some(msg)
     }
 }
 

@@ -143,7 +143,13 @@ impl RxState {
                 Message::RegisterAck(a) => a.src_mac,
                 _ => Mac::NULL,
             };
-            let jitter = jitter || matches!(d.msg, Message::PeerInfo(_));
+            // A peer's REGISTER/ACK shares its slot with its PACKETs, which the other thread
+            // may stamp later and send sooner: allow the same reordering as PACKETs.
+            let jitter = jitter
+                || matches!(
+                    d.msg,
+                    Message::PeerInfo(_) | Message::Register(_) | Message::RegisterAck(_)
+                );
             let slot = self
                 .stamps
                 .slot(StampSender::of(d.flags, from, src), now.wall_us);
@@ -160,6 +166,20 @@ impl RxState {
 }
 
 impl Tunnel {
+    /// A peer's REGISTER or REGISTER_ACK over its direct path keeps that path fresh, as its
+    /// PACKETs do: one-way traffic must not fall back to the relay while keep-alives flow.
+    pub(super) fn keepalive_heard(&self, msg: &ControlMsg, mono_us: u64) {
+        if msg.datagram.flags.contains(Flags::FROM_SUPERNODE) {
+            return;
+        }
+        let src = match &msg.datagram.msg {
+            Message::Register(r) => r.src_mac,
+            Message::RegisterAck(a) => a.src_mac,
+            _ => return,
+        };
+        self.routes.load().heard_directly(&src, msg.from, mono_us);
+    }
+
     /// [`Tunnel::decapsulate`] but for counting the drop.
     pub(super) fn decapsulate_counted(
         &self,
@@ -183,7 +203,10 @@ impl Tunnel {
         if !packet {
             let body = &data[..opened.body.min(data.len())];
             return match rx.control(&self.cfg, now, from, body, opened, false) {
-                Ok(msg) => Decap::Control(msg),
+                Ok(msg) => {
+                    self.keepalive_heard(&msg, now.mono_us);
+                    Decap::Control(msg)
+                }
                 Err(reason) => drop(reason),
             };
         }

@@ -275,15 +275,31 @@ fn control_datagrams_go_to_the_machine_once() {
         (msg.from, msg.datagram, msg.trailer),
         (sock(0xa), reg.clone(), None)
     );
-    let (_, r) = receive(&b, Now::at(T0 + 1000), sock(0xa), &d);
-    assert_eq!(dropped(&r), Some(DropReason::Replay));
-    // The LAN path shares the table: it allows 160 ms of reordering, not a second.
-    let mut older = reg.to_vec();
-    key.encrypt(&mut older, n, StampGenerator::default().next(T0 - S), 7);
-    assert!(b.open_lan(Now::at(T0), sock(0xa), &mut older).is_none());
+    // A peer's REGISTER may be reordered with its PACKETs by 160 ms (they share its slot),
+    // not by a second: once a stamp a second newer came, the old one is a replay.
     let mut newer = reg.to_vec();
     key.encrypt(&mut newer, n, StampGenerator::default().next(T0 + S), 7);
-    assert!(b.open_lan(Now::at(T0), sock(0xa), &mut newer).is_some());
+    assert!(matches!(
+        receive(&b, Now::at(T0 + S), sock(0xa), &newer).1,
+        Decap::Control(_)
+    ));
+    let (_, r) = receive(&b, Now::at(T0 + S), sock(0xa), &d);
+    assert_eq!(dropped(&r), Some(DropReason::Replay));
+    // The LAN path shares the table.
+    let mut older = reg.to_vec();
+    key.encrypt(&mut older, n, StampGenerator::default().next(T0), 7);
+    assert!(b.open_lan(Now::at(T0 + S), sock(0xa), &mut older).is_none());
+    let mut newest = reg.to_vec();
+    key.encrypt(
+        &mut newest,
+        n,
+        StampGenerator::default().next(T0 + 2 * S),
+        7,
+    );
+    assert!(
+        b.open_lan(Now::at(T0 + S), sock(0xa), &mut newest)
+            .is_some()
+    );
 }
 
 #[test]
@@ -370,4 +386,43 @@ fn a_stepped_wall_clock_moves_no_deadline() {
         let (got, _) = receive(&b, Now::at(wall), sock(0xa), &d);
         assert!(got.is_some(), "wall clock at {wall}");
     }
+}
+
+#[test]
+fn keep_alives_over_the_direct_path_keep_it_fresh() {
+    // One-way traffic A → B: B only answers with keep-alive REGISTERs, and A's path to B must
+    // stay direct.
+    let a = tunnel(A, true, false);
+    a.set_view(registered(vec![(B, sock(0xb), T0)]));
+    let key = HeaderKey::for_community(&comm());
+    let keepalive = |t: u64, from: SocketAddr| {
+        let mut d = Datagram::new(
+            comm(),
+            Flags::EMPTY,
+            Message::Register(Register {
+                cookie: cookie::REGULAR,
+                src_mac: B,
+                dst_mac: A,
+                sock: None,
+                dev_addr: IpSubnet::UNSPECIFIED,
+                desc: Desc::default(),
+            }),
+        )
+        .to_vec();
+        let n = d.len();
+        key.encrypt(&mut d, n, StampGenerator::default().next(t), 1);
+        receive(&a, Now::at(t), from, &d).1
+    };
+    // From elsewhere: no effect on the path.
+    assert!(matches!(
+        keepalive(T0 + 8 * S, sock(0xc)),
+        Decap::Control(_)
+    ));
+    assert_eq!(a.direct_path(Now::at(T0 + 10 * S), &B), None);
+    // From the path itself: fresh again for another window.
+    assert!(matches!(
+        keepalive(T0 + 11 * S, sock(0xb)),
+        Decap::Control(_)
+    ));
+    assert_eq!(a.direct_path(Now::at(T0 + 20 * S), &B), Some(sock(0xb)));
 }

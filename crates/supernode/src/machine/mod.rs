@@ -8,12 +8,15 @@ pub mod registry;
 mod stats;
 pub mod users;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use n2n_crypto::header_enc::{StampGenerator, stamp_in_frame};
 use n2n_crypto::{HeaderKey, RandomSource};
 use n2n_proto::header::looks_plain;
-use n2n_proto::{Community, Datagram, Flags, IpSubnet, Mac, MsgType, VersionString};
+use n2n_proto::{
+    COMMUNITY_SIZE, Community, Datagram, Flags, IpSubnet, Mac, MsgType, VersionString,
+};
 use tracing::{debug, info};
 
 pub use federation::{Federation, Member, federation_community, renamed_federation};
@@ -78,6 +81,9 @@ impl Default for MachineConfig {
 pub struct Supernode {
     pub(crate) cfg: MachineConfig,
     pub(crate) communities: Vec<CommunityState>,
+    /// Community name (bytes up to the NUL, zero-padded) → index in `communities`: a look-up
+    /// per datagram must not scan thousands of communities.
+    community_index: HashMap<[u8; COMMUNITY_SIZE], usize>,
     pub(crate) stats: Stats,
     pub(crate) federation: Federation,
     pub(crate) start_us: u64,
@@ -163,6 +169,7 @@ impl Supernode {
         let mut sn = Supernode {
             cfg,
             communities: Vec::new(),
+            community_index: HashMap::new(),
             stats: Stats::default(),
             federation,
             start_us: now_us,
@@ -293,6 +300,7 @@ impl Supernode {
 
     fn load_listed_communities(&mut self) {
         let Some(list) = self.cfg.communities.clone() else {
+            self.reindex_communities();
             return;
         };
         // The federation's private key hashes its name without the '*' (up to the NUL).
@@ -316,6 +324,15 @@ impl Supernode {
                 ));
             }
             self.communities.push(c);
+        }
+        self.reindex_communities();
+    }
+
+    /// Rebuilds [`Self::community_index`] after communities were added or removed in bulk.
+    fn reindex_communities(&mut self) {
+        self.community_index.clear();
+        for (i, c) in self.communities.iter().enumerate() {
+            self.community_index.insert(index_key(c.name.as_bytes()), i);
         }
     }
 
@@ -364,9 +381,10 @@ impl Supernode {
     }
 
     pub(crate) fn find_community(&self, name: &[u8]) -> Option<usize> {
-        self.communities
-            .iter()
-            .position(|c| c.name.as_bytes() == name)
+        if name.len() > COMMUNITY_SIZE {
+            return None;
+        }
+        self.community_index.get(&index_key(name)).copied()
     }
 
     /// Creates a community on first contact if the configuration allows it (spec §7.2 step 1).
@@ -383,7 +401,9 @@ impl Supernode {
         clean.0[..name.as_bytes().len()].copy_from_slice(name.as_bytes());
         self.communities
             .push(CommunityState::new(clean, false, subnet));
-        Some(self.communities.len() - 1)
+        let i = self.communities.len() - 1;
+        self.community_index.insert(index_key(clean.as_bytes()), i);
+        Some(i)
     }
 
     /// Handles one received datagram. `data` may be modified (header decryption in place).
@@ -577,6 +597,7 @@ impl Supernode {
             }
             keep
         });
+        self.reindex_communities();
         if removed > 0 {
             debug!(removed, "purged silent edges");
         }
@@ -585,6 +606,14 @@ impl Supernode {
     pub(crate) fn random_u32(&mut self) -> u32 {
         self.rng.next_u64() as u32
     }
+}
+
+/// A community name (its bytes up to the NUL, at most 20) as an index key.
+fn index_key(name: &[u8]) -> [u8; COMMUNITY_SIZE] {
+    let mut k = [0u8; COMMUNITY_SIZE];
+    let n = name.len().min(COMMUNITY_SIZE);
+    k[..n].copy_from_slice(&name[..n]);
+    k
 }
 
 /// Encodes `d` followed by `tail` into a new transmit for `dests`; with a key, encrypts the

@@ -463,3 +463,42 @@ fn one_forged_source_cannot_amplify_a_broadcast_beyond_its_cap() {
         "one copy per socket"
     );
 }
+
+#[test]
+fn communities_are_found_by_name_after_purges_and_reloads() {
+    let mut s = sn(None, true, 100);
+    let ack = |m: Option<Message>| matches!(m, Some(Message::RegisterSuperAck(_)));
+    assert!(ack(answer(
+        &mut s,
+        T0,
+        1,
+        reg_super("a", mac(1), [10, 0, 0, 1], 1)
+    )));
+    assert!(ack(answer(
+        &mut s,
+        T0 + 40_000_000,
+        2,
+        reg_super("b", mac(2), [10, 0, 0, 2], 2)
+    )));
+    // "a" goes silent and is purged with its community; "b" moves down in the list and
+    // must still be found by name.
+    s.handle_timeout(T0 + 91_000_000, &mut Outbox::default());
+    let names: Vec<String> = s.communities().iter().map(|c| c.name.to_string()).collect();
+    assert_eq!(names, vec!["b"]);
+    assert!(ack(answer(
+        &mut s,
+        T0 + 92_000_000,
+        2,
+        reg_super("b", mac(2), [10, 0, 0, 2], 2)
+    )));
+    assert_eq!(s.edge_count(), 1);
+    // A reload without a list clears everything; names are looked up afresh.
+    s.reload(T0 + 93_000_000, None, &mut Outbox::default());
+    assert!(ack(answer(
+        &mut s,
+        T0 + 94_000_000,
+        3,
+        reg_super("c", mac(3), [10, 0, 0, 3], 3)
+    )));
+    assert_eq!(s.communities().len(), 1);
+}
