@@ -77,19 +77,25 @@ pub fn start_supernode(lab: &Lab, extra: &[&str]) -> Proc {
 
 /// Starts an edge in site `i` with `10.99.0.(i+1)` unless `args` says otherwise.
 pub fn start_edge(lab: &Lab, i: usize, args: &[&str]) -> Proc {
-    let sn = supernode_addr();
-    let mut full = vec!["-f", "-c", "e2etest", "-l", &sn, "-d", "n2n0"];
+    start_edge_env(lab, i, &[], args)
+}
+
+/// [`start_edge`] with environment variables (`NAME=value`) set for the edge.
+pub fn start_edge_env(lab: &Lab, i: usize, env: &[&str], args: &[&str]) -> Proc {
+    let (sn, edge) = (supernode_addr(), bin("edge"));
+    let mut full: Vec<&str> = env.to_vec();
+    full.extend_from_slice(&[&edge, "-f", "-c", "e2etest", "-l", &sn, "-d", "n2n0"]);
     let addr = format!("10.99.0.{}/24", i + 1);
     if !args.contains(&"-a") && !args.contains(&"--no-address") {
         full.extend_from_slice(&["-a", &addr]);
     }
     full.extend(args.iter().filter(|a| **a != "--no-address"));
-    lab.spawn(
-        &format!("site{i}"),
-        &format!("edge{i}"),
-        &bin("edge"),
-        &full,
-    )
+    // `env` execs the edge, so the process is the edge's either way.
+    let (program, args) = match env {
+        [] => (edge.as_str(), &full[1..]),
+        _ => ("env", &full[..]),
+    };
+    lab.spawn(&format!("site{i}"), &format!("edge{i}"), program, args)
 }
 
 pub fn peer_ip(i: usize) -> String {

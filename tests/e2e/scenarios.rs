@@ -203,27 +203,9 @@ fn without_udp_offloads_data_arrives_intact() {
     };
     let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
     let _sn = start_supernode(&lab, &[]);
-    let (sn, edge) = (crate::supernode_addr(), crate::bin("edge"));
-    let start = |i: usize| {
-        let addr = format!("10.99.0.{}/24", i + 1);
-        let args = [
-            "N2N_RS_GSO=0",
-            "N2N_RS_GRO=0",
-            &edge,
-            "-f",
-            "-c",
-            "e2etest",
-            "-l",
-            &sn,
-            "-d",
-            "n2n0",
-            "-a",
-            &addr,
-            "-k",
-            "secret",
-            "-A6",
-        ];
-        lab.spawn(&format!("site{i}"), &format!("edge{i}"), "env", &args)
+    let start = |i| {
+        let off = ["N2N_RS_GSO=0", "N2N_RS_GRO=0"];
+        crate::start_edge_env(&lab, i, &off, &["-k", "secret", "-A6"])
     };
     let (e0, e1) = (start(0), start(1));
     let random = std::process::Command::new("head")

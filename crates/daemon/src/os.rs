@@ -149,13 +149,23 @@ pub fn mtu_discover(socket: &impl std::os::fd::AsRawFd) -> io::Result<libc::c_in
 
 /// Sets the socket's IP_MTU_DISCOVER mode.
 pub fn set_mtu_discover(socket: &impl std::os::fd::AsRawFd, value: libc::c_int) -> io::Result<()> {
+    set_int_option(socket, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, value)
+}
+
+/// `setsockopt` of an `int` option.
+fn set_int_option(
+    socket: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket descriptor and a pointer to a c_int that lives across the call,
     // with its exact size.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
+            level,
+            name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

@@ -181,20 +181,5 @@ fn sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAd
 
 /// Turns UDP_GRO on or off (quinn-udp turns it on where the kernel has it).
 pub fn set_udp_gro(sock: &impl AsRawFd, on: bool) -> io::Result<()> {
-    let value: libc::c_int = on.into();
-    // SAFETY: a valid socket descriptor and a pointer to a c_int that lives across the call,
-    // with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::set_int_option(sock, libc::SOL_UDP, libc::UDP_GRO, on.into())
 }

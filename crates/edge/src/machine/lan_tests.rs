@@ -269,3 +269,22 @@ fn register_ttl_controls_punching_towards_a_relayed_peer() {
         assert!(is_register(d, cookie::PORT, PEER));
     }
 }
+
+#[test]
+fn a_neighbours_mcast_register_is_answered_with_an_mcast_registration() {
+    // Whichever exchange confirms the LAN path first, it ranks as found on the LAN.
+    let mut e = edge(true, 0);
+    sent(&mut e);
+    let (me, lan_peer) = (e.mac(), SocketAddr::from(([10, 1, 0, 3], 41000)));
+    e.handle_control(T0, lan_peer, register(PEER, me, cookie::MCAST, None));
+    let out = sent(&mut e);
+    assert!(
+        out.iter()
+            .any(|(dst, _, d)| *dst == lan_peer && is_register(d, cookie::MCAST, PEER))
+    );
+    e.handle_control(T0, lan_peer, ack(cookie::MCAST, me));
+    assert!(
+        e.known()
+            .any(|(m, k)| *m == PEER && k.cookie == cookie::MCAST)
+    );
+}

@@ -582,7 +582,14 @@ impl Edge {
                 if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
                     return;
                 }
-                self.answer_register(now_us, from, &r, n2n_proto::cookie::REGULAR);
+                // A neighbour that heard us on the LAN group registers with MCAST: our
+                // registration back keeps that rank, whichever of the two exchanges confirms
+                // the path first.
+                let back = match r.cookie {
+                    n2n_proto::cookie::MCAST => n2n_proto::cookie::MCAST,
+                    _ => n2n_proto::cookie::REGULAR,
+                };
+                self.answer_register(now_us, from, &r, back);
             }
             Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
             _ => debug!(%from, "ignored a control message"),
