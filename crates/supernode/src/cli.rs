@@ -10,8 +10,8 @@ use n2n_proto::{Community, Mac, VersionString};
 use crate::community_list::CommunityList;
 use crate::machine::federation::DEFAULT_FEDERATION;
 use crate::machine::{
-    AutoIpRange, DEFAULT_MAX_EDGES, DEFAULT_MAX_EDGES_PER_IP, MachineConfig, federation_community,
-    renamed_federation,
+    AutoIpRange, DEFAULT_MAX_COMMUNITIES_PER_IP, DEFAULT_MAX_EDGES, DEFAULT_MAX_EDGES_PER_IP,
+    MachineConfig, federation_community, renamed_federation,
 };
 
 /// The default supernode port (N2N_SN_LPORT_DEFAULT).
@@ -88,6 +88,11 @@ pub struct Args {
     #[arg(long = "max-edges-per-ip", value_name = "N", default_value_t = DEFAULT_MAX_EDGES_PER_IP,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_edges_per_ip: u32,
+    /// Most communities one public IP address may create (n2n-rs; a flood of made-up names
+    /// from one host cannot fill the registry)
+    #[arg(long = "max-communities-per-ip", value_name = "N", default_value_t = DEFAULT_MAX_COMMUNITIES_PER_IP,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_communities_per_ip: u32,
 }
 
 pub use n2n_daemon::cli::CliError;
@@ -135,6 +140,7 @@ impl Args {
             version,
             max_edges: self.max_edges,
             max_edges_per_ip: self.max_edges_per_ip,
+            max_communities_per_ip: self.max_communities_per_ip,
             communities,
         })
     }

@@ -35,6 +35,8 @@ pub const PURGE_INTERVAL_US: u64 = 30_000_000;
 pub const DEFAULT_MAX_EDGES: usize = 100_000;
 /// Edges of one community behind one public address (a NAT'd site) before more are refused.
 pub const DEFAULT_MAX_EDGES_PER_IP: u32 = 64;
+/// Communities one public address may create.
+pub const DEFAULT_MAX_COMMUNITIES_PER_IP: u32 = 16;
 /// Communities created on the fly are bounded too.
 pub const MAX_COMMUNITIES: usize = 10_000;
 
@@ -50,6 +52,9 @@ pub struct MachineConfig {
     /// Most edges of one community at one public IP address: what one forged source can
     /// make a broadcast amplify to (`--max-edges-per-ip`).
     pub max_edges_per_ip: u32,
+    /// Most communities one public IP address may create (`--max-communities-per-ip`): a
+    /// flood of made-up names from one host cannot fill the registry.
+    pub max_communities_per_ip: u32,
     /// `None`: every community is allowed (created on first registration).
     pub communities: Option<CommunityList>,
     /// The federation community: `*` + the `-F` name.
@@ -69,6 +74,7 @@ impl Default for MachineConfig {
             version: VersionString::from_text(concat!("n2n-rs-", env!("CARGO_PKG_VERSION"))),
             max_edges: DEFAULT_MAX_EDGES,
             max_edges_per_ip: DEFAULT_MAX_EDGES_PER_IP,
+            max_communities_per_ip: DEFAULT_MAX_COMMUNITIES_PER_IP,
             communities: None,
             federation: federation_community(federation::DEFAULT_FEDERATION),
             federation_key_name: federation_community(federation::DEFAULT_FEDERATION),
@@ -84,6 +90,8 @@ pub struct Supernode {
     /// Community name (bytes up to the NUL, zero-padded) → index in `communities`: a look-up
     /// per datagram must not scan thousands of communities.
     community_index: HashMap<[u8; COMMUNITY_SIZE], usize>,
+    /// Communities each public IP address created that still exist (`creator`).
+    communities_by_source: HashMap<std::net::IpAddr, u32>,
     pub(crate) stats: Stats,
     pub(crate) federation: Federation,
     pub(crate) start_us: u64,
@@ -170,6 +178,7 @@ impl Supernode {
             cfg,
             communities: Vec::new(),
             community_index: HashMap::new(),
+            communities_by_source: HashMap::new(),
             stats: Stats::default(),
             federation,
             start_us: now_us,
@@ -291,6 +300,7 @@ impl Supernode {
         self.re_register_user_edges(now_us, out);
         self.cfg.communities = list;
         self.communities.clear();
+        self.communities_by_source.clear();
         self.edge_count = 0;
         self.assoc_count = 0;
         self.federation.key_time = (self.wall_time(now_us) / 1_000_000) as u32;
@@ -387,23 +397,30 @@ impl Supernode {
         self.community_index.get(&index_key(name)).copied()
     }
 
-    /// Creates a community on first contact if the configuration allows it (spec §7.2 step 1).
-    fn admit_community(&mut self, name: &Community) -> Option<usize> {
+    /// Creates a community on first contact if the configuration allows it (spec §7.2 step 1)
+    /// and its creator `from` has not made its most communities already.
+    fn admit_community(&mut self, name: &Community, from: SocketAddr) -> Result<usize, DropReason> {
         let allowed = match &self.cfg.communities {
             None => true,
             Some(list) => list.pattern_allows(name.as_bytes()),
         };
         if !allowed || self.communities.len() >= MAX_COMMUNITIES || name.as_bytes().is_empty() {
-            return None;
+            return Err(DropReason::CommunityNotAllowed);
         }
+        let made = self.communities_by_source.entry(from.ip()).or_insert(0);
+        if *made >= self.cfg.max_communities_per_ip {
+            return Err(DropReason::SourceFull);
+        }
+        *made += 1;
         let subnet = self.pick_subnet(name);
         let mut clean = Community::default();
         clean.0[..name.as_bytes().len()].copy_from_slice(name.as_bytes());
-        self.communities
-            .push(CommunityState::new(clean, false, subnet));
+        let mut c = CommunityState::new(clean, false, subnet);
+        c.creator = Some(from.ip());
+        self.communities.push(c);
         let i = self.communities.len() - 1;
         self.community_index.insert(index_key(clean.as_bytes()), i);
-        Some(i)
+        Ok(i)
     }
 
     /// Handles one received datagram. `data` may be modified (header decryption in place).
@@ -438,7 +455,7 @@ impl Supernode {
             if data[4..24].split(|b| *b == 0).next() == Some(self.federation.name.as_bytes()) {
                 return Err(DropReason::PlainForEncrypted);
             }
-            (Some(self.plain_community(data)?), None)
+            (Some(self.plain_community(data, from)?), None)
         } else {
             let (idx, stamp) = match self.decrypt_header(data) {
                 Ok((idx, stamp, how)) => {
@@ -504,7 +521,7 @@ impl Supernode {
     }
 
     /// The community of a plain datagram, created if allowed; locks a listed name to plain.
-    fn plain_community(&mut self, data: &[u8]) -> Result<usize, DropReason> {
+    fn plain_community(&mut self, data: &[u8], from: SocketAddr) -> Result<usize, DropReason> {
         let mut name = Community::default();
         name.0.copy_from_slice(&data[4..24]);
         let idx = match self.find_community(name.as_bytes()) {
@@ -514,8 +531,7 @@ impl Supernode {
                 if !matches!(code, MsgType::RegisterSuper | MsgType::QueryPeer) {
                     return Err(DropReason::UnknownCommunity);
                 }
-                self.admit_community(&name)
-                    .ok_or(DropReason::CommunityNotAllowed)?
+                self.admit_community(&name, from)?
             }
         };
         let c = &mut self.communities[idx];
@@ -590,13 +606,18 @@ impl Supernode {
         }
         self.edge_count -= removed;
         let assoc_count = &mut self.assoc_count;
+        let by_source = &mut self.communities_by_source;
         self.communities.retain(|c| {
             let keep = !c.purgeable() || !c.edges.is_empty();
             if !keep {
                 *assoc_count -= c.assoc.len();
+                if let Some(n) = c.creator.and_then(|ip| by_source.get_mut(&ip)) {
+                    *n = n.saturating_sub(1);
+                }
             }
             keep
         });
+        by_source.retain(|_, n| *n > 0);
         self.reindex_communities();
         if removed > 0 {
             debug!(removed, "purged silent edges");

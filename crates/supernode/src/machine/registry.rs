@@ -55,6 +55,8 @@ pub struct CommunityState {
     pub users: Option<UserAuth>,
     /// Edges registered at another supernode of the federation: which one (spec §7.8).
     pub assoc: HashMap<Mac, Association>,
+    /// The public address whose datagram created it (not for listed communities).
+    pub creator: Option<std::net::IpAddr>,
 }
 
 /// An edge known to be registered at another supernode.
@@ -81,6 +83,7 @@ impl CommunityState {
             by_source: HashMap::new(),
             users: None,
             assoc: HashMap::new(),
+            creator: None,
         }
     }
 

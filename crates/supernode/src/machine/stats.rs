@@ -12,7 +12,8 @@ pub enum DropReason {
     CommunityNotAllowed,
     PlainForEncrypted,
     RegistryFull,
-    /// A community holds its most edges at one public IP address (`--max-edges-per-ip`).
+    /// A community holds its most edges at one public IP address (`--max-edges-per-ip`), or
+    /// the address created its most communities (`--max-communities-per-ip`).
     SourceFull,
     UnknownDestination,
     Unsupported,

@@ -502,3 +502,55 @@ fn communities_are_found_by_name_after_purges_and_reloads() {
     )));
     assert_eq!(s.communities().len(), 1);
 }
+
+#[test]
+fn a_flood_of_names_and_macs_from_one_host_locks_nobody_out() {
+    let mut s = sn(None, true, 2_000);
+    // One host makes up 1 000 communities with 100 MACs each (from one address, any port).
+    let flooder = std::net::Ipv4Addr::new(203, 0, 113, 7);
+    for c in 0..1000u16 {
+        for m in 0..100u16 {
+            let [_, a, b, d] = (u32::from(c) * 100 + u32::from(m)).to_be_bytes();
+            let name = format!("flood{c}");
+            let mut reg = reg_super(&name, Mac([2, 0xf1, 0, a, b, d]), [10, a, b, d.max(1)], 1);
+            let mut out = Outbox::default();
+            s.handle_datagram(
+                T0,
+                SocketAddr::from((flooder, 4000 + m)),
+                &mut reg,
+                &mut out,
+            );
+        }
+    }
+    let caps = MachineConfig::default();
+    assert!(s.communities().len() <= caps.max_communities_per_ip as usize);
+    assert!(s.edge_count() <= (caps.max_communities_per_ip * caps.max_edges_per_ip) as usize);
+    eprintln!(
+        "flood of 100 000 registrations: {} communities, {} edges held",
+        s.communities().len(),
+        s.edge_count()
+    );
+    // A new, legitimate edge elsewhere registers at once, in a new community.
+    let a = answer(
+        &mut s,
+        T0 + 1_000,
+        1,
+        reg_super("office", mac(1), [10, 0, 0, 1], 1),
+    );
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))));
+    // Once the flood's communities are purged, the host may create again.
+    s.handle_timeout(T0 + 91_000_000, &mut Outbox::default());
+    let mut reg = reg_super("later", mac(9), [10, 0, 0, 9], 9);
+    let mut out = Outbox::default();
+    s.handle_datagram(
+        T0 + 92_000_000,
+        SocketAddr::from((flooder, 4000)),
+        &mut reg,
+        &mut out,
+    );
+    assert!(
+        s.communities()
+            .iter()
+            .any(|c| c.name.to_string() == "later")
+    );
+}
