@@ -122,6 +122,11 @@ fn main() {
             &format!("-t={mport}"),
             "--max-edges",
             "1000000",
+            // Every simulated edge comes from 127.0.0.1: lift the per-source caps.
+            "--max-edges-per-ip",
+            "1000000",
+            "--max-communities-per-ip",
+            "1000",
             "-u",
             "0",
             "-g",
