@@ -398,3 +398,34 @@ fn a_forged_registration_with_our_mac_cuts_nobody_off() {
         "the federation still relays"
     );
 }
+
+#[test]
+fn a_member_forwards_more_communities_than_one_address_may_create() {
+    let mut net = pair();
+    let cap = MachineConfig::default().max_communities_per_ip as u8;
+    // cap + 4 edges, each in its own community and from its own address, at supernode 1.
+    for n in 10..10 + cap + 4 {
+        let d = Datagram::new(
+            Community::new(&format!("team{n}")).expect("valid"),
+            Flags::EMPTY,
+            Message::RegisterSuper(RegisterSuper {
+                cookie: u32::from(n),
+                edge_mac: mac(n),
+                sock: None,
+                dev_addr: IpSubnet::new([10, 0, 0, n].into(), 24),
+                desc: Desc::from_text("host"),
+                auth: Auth::new(auth_scheme::SIMPLE_ID, &[n; 16]).expect("16"),
+                key_time: 0,
+            }),
+        );
+        net.send(edge_addr(n), sn_addr(1), d.to_vec());
+    }
+    // Supernode 2 learnt every one of them from supernode 1's forwarded registrations.
+    let teams = net
+        .sn(2)
+        .communities()
+        .iter()
+        .filter(|c| c.name.to_string().starts_with("team"))
+        .count();
+    assert_eq!(teams, usize::from(cap) + 4);
+}

@@ -407,16 +407,23 @@ impl Supernode {
         if !allowed || self.communities.len() >= MAX_COMMUNITIES || name.as_bytes().is_empty() {
             return Err(DropReason::CommunityNotAllowed);
         }
-        let made = self.communities_by_source.entry(from.ip()).or_insert(0);
-        if *made >= self.cfg.max_communities_per_ip {
-            return Err(DropReason::SourceFull);
+        // Federation members forward every community of their edges: not capped.
+        let creator = match self.federation.member_by_sock(from) {
+            Some(_) => None,
+            None => Some(from.ip()),
+        };
+        if let Some(ip) = creator {
+            let made = self.communities_by_source.entry(ip).or_insert(0);
+            if *made >= self.cfg.max_communities_per_ip {
+                return Err(DropReason::SourceFull);
+            }
+            *made += 1;
         }
-        *made += 1;
         let subnet = self.pick_subnet(name);
         let mut clean = Community::default();
         clean.0[..name.as_bytes().len()].copy_from_slice(name.as_bytes());
         let mut c = CommunityState::new(clean, false, subnet);
-        c.creator = Some(from.ip());
+        c.creator = creator;
         self.communities.push(c);
         let i = self.communities.len() - 1;
         self.community_index.insert(index_key(clean.as_bytes()), i);
