@@ -10,7 +10,7 @@ use tracing::{debug, trace};
 use super::gro::Coalescer;
 use super::offload::VNET_HDR;
 use super::{ControlTx, Shared, ToControl, now};
-use crate::tunnel::{Decap, DropReason, MAX_FRAME};
+use crate::tunnel::{Decap, DropReason, MAX_FRAME, Now};
 use n2n_daemon::udp::Receiver;
 
 /// The receive thread's buffers.
@@ -38,8 +38,10 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, c
                 return rx.control.post_blocking(ToControl::Stopped("receive"));
             }
         };
+        // One reading of the clocks per receive batch, not per datagram.
+        let now = now();
         for (datagram, from) in batch.datagrams() {
-            rx.handle(datagram, from);
+            rx.handle(datagram, from, now);
         }
         rx.flush();
     }
@@ -56,7 +58,7 @@ pub fn run_rx_tcp(shared: Arc<Shared>, control: ControlTx) {
         || target_of.tunnel.supernode(),
         |_| link_up.post_blocking(ToControl::LinkUp),
         |data, from| {
-            rx.handle(data, from);
+            rx.handle(data, from, now());
             rx.flush();
         },
     );
@@ -81,9 +83,9 @@ impl Rx {
     }
 
     /// One datagram, as the Tunnel decides.
-    fn handle(&mut self, data: &mut [u8], from: SocketAddr) {
+    fn handle(&mut self, data: &mut [u8], from: SocketAddr, now: Now) {
         let tunnel = &self.shared.tunnel;
-        let decap = tunnel.decapsulate(now(), from, data, &mut self.frame[VNET_HDR..]);
+        let decap = tunnel.decapsulate(now, from, data, &mut self.frame[VNET_HDR..]);
         let (frame, decompressed) = match decap {
             Decap::Deliver {
                 frame,

@@ -45,24 +45,22 @@ pub fn rx_blocked(frame: &[u8], own: Option<Ipv4Addr>, routing: bool) -> bool {
 
 /// Whether a frame read from the TAP may leave: `-E`, `-r`, `-R` (spec §7.7).
 pub fn tx_check(frame: &[u8], own: Option<Ipv4Addr>, cfg: &TunnelConfig) -> Option<DropReason> {
-    if multicast_blocked(&dst_mac(frame), cfg.multicast) {
-        Some(DropReason::Multicast)
-    } else if tx_blocked(frame, own, cfg.routing) {
-        Some(DropReason::NotOurs)
-    } else if !cfg.filter.allows(frame) {
-        Some(DropReason::Rule)
-    } else {
-        None
-    }
+    check(frame, tx_blocked(frame, own, cfg.routing), cfg)
 }
 
 /// Whether a received frame may reach the TAP: length, `-E`, `-r`, `-R`.
 pub fn rx_check(frame: &[u8], own: Option<Ipv4Addr>, cfg: &TunnelConfig) -> Option<DropReason> {
     if frame.len() < 14 {
-        Some(DropReason::TooShort)
-    } else if multicast_blocked(&dst_mac(frame), cfg.multicast) {
+        return Some(DropReason::TooShort);
+    }
+    check(frame, rx_blocked(frame, own, cfg.routing), cfg)
+}
+
+/// The checks both directions make, in n2n's order; `not_ours` is the direction's `-r` check.
+fn check(frame: &[u8], not_ours: bool, cfg: &TunnelConfig) -> Option<DropReason> {
+    if multicast_blocked(&dst_mac(frame), cfg.multicast) {
         Some(DropReason::Multicast)
-    } else if rx_blocked(frame, own, cfg.routing) {
+    } else if not_ours {
         Some(DropReason::NotOurs)
     } else if !cfg.filter.allows(frame) {
         Some(DropReason::Rule)

@@ -128,8 +128,13 @@ impl Net {
 }
 
 fn register(n: u8) -> Vec<u8> {
+    register_in("net", n)
+}
+
+/// Edge `n`'s registration in `community`.
+fn register_in(community: &str, n: u8) -> Vec<u8> {
     Datagram::new(
-        Community::new("net").expect("valid"),
+        Community::new(community).expect("valid"),
         Flags::EMPTY,
         Message::RegisterSuper(RegisterSuper {
             cookie: 0x100 + u32::from(n),
@@ -405,20 +410,11 @@ fn a_member_forwards_more_communities_than_one_address_may_create() {
     let cap = MachineConfig::default().max_communities_per_ip as u8;
     // cap + 4 edges, each in its own community and from its own address, at supernode 1.
     for n in 10..10 + cap + 4 {
-        let d = Datagram::new(
-            Community::new(&format!("team{n}")).expect("valid"),
-            Flags::EMPTY,
-            Message::RegisterSuper(RegisterSuper {
-                cookie: u32::from(n),
-                edge_mac: mac(n),
-                sock: None,
-                dev_addr: IpSubnet::new([10, 0, 0, n].into(), 24),
-                desc: Desc::from_text("host"),
-                auth: Auth::new(auth_scheme::SIMPLE_ID, &[n; 16]).expect("16"),
-                key_time: 0,
-            }),
+        net.send(
+            edge_addr(n),
+            sn_addr(1),
+            register_in(&format!("team{n}"), n),
         );
-        net.send(edge_addr(n), sn_addr(1), d.to_vec());
     }
     // Supernode 2 learnt every one of them from supernode 1's forwarded registrations.
     let teams = net
