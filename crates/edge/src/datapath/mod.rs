@@ -2,7 +2,7 @@
 //! and writes the TAP. They only move bytes: every decision is the [`Tunnel`]'s, and what the
 //! control machine must hear goes through one bounded queue.
 
-mod checksum;
+pub mod checksum;
 pub mod gro;
 pub mod offload;
 mod rx;

@@ -92,6 +92,10 @@ pub fn segment(
     hdr.hdr_len = (csum_start + transport) as u16;
     let n = tun_rs::gso_split(l3, hdr, slots, lens, FRAME_AT + l2, is_v6)
         .map_err(|_| OffloadError::Split)?;
+    if n == 0 {
+        // A super-frame with no segment in it (found by fuzzing): nothing to send.
+        return Err(OffloadError::Split);
+    }
     for (slot, len) in slots.iter_mut().zip(lens.iter_mut()).take(n) {
         *len += l2;
         if *len > MAX_FRAME {
@@ -202,6 +206,22 @@ pub(super) mod tests {
         }
         pseudo += 6 + seg.len() as u64;
         checksum::sum(seg, pseudo) == 0xffff && checksum::sum(&ip[..ihl], 0) == 0xffff
+    }
+
+    #[test]
+    fn a_super_frame_without_segments_is_refused() {
+        // Found by fuzzing: a UDP GSO header whose split yields no segment at all.
+        let hex = "fb05200002002f00060000000000200000012000002908000000271922000002\
+                   fff4f4363636363636363636363636000500000000200000002722000002fff4\
+                   f4";
+        let mut read: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        let (mut slots, mut lens) = slots();
+        assert_eq!(
+            segment(&mut read, &mut slots, &mut lens),
+            Err(OffloadError::Split)
+        );
     }
 
     #[test]
