@@ -166,6 +166,12 @@ pub struct Edge {
     /// from another address than the one we send to).
     sn_answered_from: Option<SocketAddr>,
     last_sn_request_us: u64,
+    /// The supernode may not know our socket yet (we start, switch, or went unanswered):
+    /// register once more as soon as it answers, so that it sees our socket receives its
+    /// answers and sends us broadcasts (it fans out only to proven sockets).
+    confirm_socket: bool,
+    /// The registration we wait for is that confirmation.
+    confirming: bool,
     registered: bool,
     sn_mac: Option<Mac>,
     pending: std::collections::HashMap<Mac, Pending>,
@@ -234,6 +240,8 @@ impl Edge {
             sn_index: 0,
             watch: SupernodeWatch::default(),
             sn_wait: false,
+            confirm_socket: true,
+            confirming: false,
             attempts: SUP_ATTEMPTS,
             sn_cookie: 0,
             sn_answered_from: None,
@@ -455,6 +463,9 @@ impl Edge {
             };
             if now_us >= self.last_sn_request_us + retry.max(100_000) {
                 self.attempts = self.attempts.saturating_sub(1);
+                // Unanswered: it may have lost us (restarted); not when only the
+                // confirmation went unanswered.
+                self.confirm_socket |= !self.confirming;
                 if self.attempts == 0 || self.cfg.dev_addr.is_none() {
                     self.attempts = SUP_ATTEMPTS;
                     self.next_supernode(now_us);
@@ -651,6 +662,10 @@ impl Edge {
             info!(supernode = %self.supernode(), "registered with the supernode");
             self.actions.push_back(Action::RoutesChanged);
             self.actions.push_back(Action::GratuitousArp);
+        }
+        self.confirming = std::mem::take(&mut self.confirm_socket);
+        if self.confirming {
+            self.register_super(now_us);
         }
     }
 }

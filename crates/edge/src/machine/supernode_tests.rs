@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{S, T0, ack_for, addr, drain, edge, sent_cookie, sn};
+use super::tests::{S, T0, ack_for, addr, confirm, drain, edge, sent_cookie, sn};
 use super::*;
 use n2n_proto::{MsgType, SupernodeEntry};
 
@@ -57,7 +57,7 @@ fn registered(sns: &[u8], loads: &[u32]) -> (Edge, u64) {
     let to = registrations_to(&tx)[0];
     e.handle_control(t, to, ack_for(cookie, IpSubnet::UNSPECIFIED));
     assert!(e.is_registered());
-    drain(&mut e);
+    confirm(&mut e, t, to, IpSubnet::UNSPECIFIED);
     (e, t)
 }
 

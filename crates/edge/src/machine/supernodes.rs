@@ -334,6 +334,7 @@ impl Edge {
     pub(super) fn switch_to(&mut self, now_us: u64, i: usize) {
         self.sn_index = i;
         self.attempts = super::SUP_ATTEMPTS;
+        self.confirm_socket = true;
         self.watch.heard_us = now_us;
         self.watch.probes = 0;
         self.watch.next_probe_us = now_us + PROBE_US;

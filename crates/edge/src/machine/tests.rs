@@ -87,6 +87,27 @@ pub(super) fn sent_cookie(tx: &[(SocketAddr, Datagram)]) -> u32 {
         .expect("a REGISTER_SUPER was sent")
 }
 
+/// After the first ACK from a supernode the edge registers once more, so that the supernode
+/// sees its socket receive (it fans broadcasts out only to such sockets): answers that
+/// confirmation. Returns the rest of what was pending.
+pub(super) fn confirm(e: &mut Edge, t: u64, sn: SocketAddr, dev: IpSubnet) -> Vec<Action> {
+    let (tx, other) = drain(e);
+    let regs: Vec<u32> = tx
+        .iter()
+        .filter_map(|(to, d)| match &d.msg {
+            Message::RegisterSuper(r) if *to == sn => Some(r.cookie),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(regs.len(), 1, "one confirming registration: {tx:?}");
+    e.handle_control(t, sn, ack_for(regs[0], dev));
+    assert!(
+        drain(e).0.is_empty(),
+        "the confirmation is not confirmed again"
+    );
+    other
+}
+
 #[test]
 fn registers_and_announces_itself() {
     let mut e = edge(addr(), vec![sn(1)]);
@@ -98,7 +119,7 @@ fn registers_and_announces_itself() {
     assert!(!e.is_registered());
     e.handle_control(T0 + 2000, sn(1), ack_for(cookie, IpSubnet::UNSPECIFIED));
     assert!(e.is_registered());
-    let (_, other) = drain(&mut e);
+    let other = confirm(&mut e, T0 + 2500, sn(1), IpSubnet::UNSPECIFIED);
     assert!(other.contains(&Action::GratuitousArp) && other.contains(&Action::RoutesChanged));
     // The first sweep PINGs the supernode at once, as n2n's.
     e.handle_timeout(T0 + 3000);
@@ -278,6 +299,9 @@ fn a_stepped_wall_clock_stalls_and_purges_nothing() {
     e.cfg.header_key = Some(key.clone());
     let cookie = sent_cookie(&drain(&mut e).0);
     e.handle_control(T0, sn(1), ack_for(cookie, addr().expect("addr")));
+    // The confirming registration (encrypted: answered by its cookie).
+    let confirmation = e.sn_cookie;
+    e.handle_control(T0, sn(1), ack_for(confirmation, addr().expect("addr")));
     let peer = Mac([2, 0, 0, 0, 0, 2]);
     let public = SocketAddr::from(([198, 18, 2, 2], 50000));
     let ack = Datagram::new(

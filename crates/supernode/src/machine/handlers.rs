@@ -284,6 +284,8 @@ impl Supernode {
         r: &RegisterSuper,
     ) -> Result<Option<Auth>, DropReason> {
         let protect = self.cfg.spoofing_protection;
+        // A TCP connection has shown that its address receives (-S2).
+        let over_tcp = self.tcp_peers.contains(&m.from);
         let max_edges = self.cfg.max_edges;
         let per_ip = self.cfg.max_edges_per_ip;
         let c = &mut self.communities[m.community];
@@ -323,6 +325,7 @@ impl Supernode {
                     return Err(DropReason::SourceFull);
                 }
                 let mut e = e.clone();
+                e.proven = e.sock == m.from || over_tcp;
                 e.sock = m.from;
                 e.dev_addr = r.dev_addr;
                 e.desc = r.desc;
@@ -366,6 +369,7 @@ impl Supernode {
                     auth,
                     last_seen_us: now,
                     stamp,
+                    proven: over_tcp,
                 });
                 // Registered here now, whatever another supernode said before.
                 if c.assoc.remove(&mac).is_some() {
@@ -510,6 +514,7 @@ impl Supernode {
         out: &mut Outbox,
     ) -> Result<(), DropReason> {
         self.check_stamp(m, &p.src_mac, true)?;
+        self.check_sender(m, &p.src_mac)?;
         let d = self.relayed(
             m,
             Message::Packet(PacketHeader {
@@ -534,6 +539,7 @@ impl Supernode {
             return Err(DropReason::Unsupported);
         }
         self.check_stamp(m, &r.src_mac, false)?;
+        self.check_sender(m, &r.src_mac)?;
         let d = self.relayed(
             m,
             Message::Register(Register {
@@ -542,6 +548,16 @@ impl Supernode {
             }),
         );
         self.forward(m, &d, r.src_mac, r.dst_mac, HeaderSpan::Whole, out)
+    }
+
+    /// We relay only for our own registered edges (or what a federation member passes on):
+    /// nobody else can use the supernode to reflect traffic into the community.
+    fn check_sender(&self, m: &Inbound<'_>, src: &Mac) -> Result<(), DropReason> {
+        if m.relayed_by_supernode() || self.communities[m.community].edges.contains_key(src) {
+            Ok(())
+        } else {
+            Err(DropReason::UnknownSender)
+        }
     }
 
     /// What a relay passes on: what a supernode relayed already goes on unchanged (spec
@@ -576,7 +592,21 @@ impl Supernode {
         let mut dests = std::mem::take(&mut self.scratch_dests);
         dests.clear();
         if dst.is_multi_or_broadcast() {
-            dests.extend(c.edges.values().filter(|e| e.mac != src).map(|e| e.sock));
+            // Edges whose address has not shown it receives share one copy per public IP
+            // address: registering many MACs at someone else's address multiplies nothing.
+            let mut unproven = std::mem::take(&mut self.scratch_unproven);
+            unproven.clear();
+            for e in c.edges.values().filter(|e| e.mac != src) {
+                if e.proven {
+                    dests.push(e.sock);
+                } else {
+                    unproven.push(e.sock);
+                }
+            }
+            unproven.sort_unstable();
+            unproven.dedup_by_key(|s| s.ip());
+            dests.extend_from_slice(&unproven);
+            self.scratch_unproven = unproven;
             if !m.relayed_by_supernode() {
                 dests.extend(self.federation.active(m.now_us));
             }

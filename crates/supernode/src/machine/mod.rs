@@ -105,6 +105,7 @@ pub struct Supernode {
     tcp_peers: std::collections::HashSet<SocketAddr>,
     /// Reused list of broadcast destinations.
     pub(crate) scratch_dests: Vec<SocketAddr>,
+    pub(crate) scratch_unproven: Vec<SocketAddr>,
     /// Wall clock minus monotonic clock (µs): the machine's times are monotonic; the wall
     /// clock is only for `-H` stamps and key times (see [`Supernode::set_wall_clock`]).
     wall_offset_us: i64,
@@ -189,6 +190,7 @@ impl Supernode {
             assoc_count: 0,
             tcp_peers: Default::default(),
             scratch_dests: Vec::new(),
+            scratch_unproven: Vec::new(),
             wall_offset_us: 0,
             wall_known: false,
         };

@@ -33,6 +33,11 @@ pub struct Edge {
     pub last_seen_us: u64,
     /// Header time-stamp state, for `-H` communities.
     pub stamp: Option<SenderStamp>,
+    /// Whether `sock` has shown it receives: it registered again from the same socket (after
+    /// our answer), or it is a TCP connection. n2n's wire has no nonce for an edge to echo, so
+    /// this is the proof the issue asks for; until then broadcasts reach it only as one copy
+    /// per public IP address (see `forward`).
+    pub proven: bool,
 }
 
 /// One community and its edges.
@@ -323,6 +328,7 @@ mod tests {
             auth: n2n_proto::Auth::NONE,
             last_seen_us: 1,
             stamp: None,
+            proven: true,
         };
         c.insert_edge(edge(1, [10, 0, 0, 1]));
         c.insert_edge(edge(2, [10, 0, 0, 2]));
@@ -361,6 +367,7 @@ mod tests {
             auth: Auth::NONE,
             last_seen_us: 0,
             stamp: None,
+            proven: false,
         });
         assert_eq!(
             c.assign_address(&Desc::from_text("myhost")).to_string(),

@@ -16,6 +16,8 @@ pub enum DropReason {
     /// the address created its most communities (`--max-communities-per-ip`).
     SourceFull,
     UnknownDestination,
+    /// A PACKET or REGISTER to relay from a MAC that is not registered here.
+    UnknownSender,
     Unsupported,
     BadAuth,
     /// A FROM_SUPERNODE datagram from an address that is not a federation member.

@@ -422,46 +422,109 @@ fn a_stepped_wall_clock_moves_no_deadline_and_stamps_follow_it() {
     assert_eq!(s.edge_count(), 0);
 }
 
-#[test]
-fn one_forged_source_cannot_amplify_a_broadcast_beyond_its_cap() {
-    // -M (no spoofing protection): the worst case. 1 000 made-up MACs "register" at a
-    // victim's address (forged sources), on one port and on many.
-    let mut s = sn(None, false, 100_000);
-    let victim = std::net::Ipv4Addr::new(203, 0, 113, 9);
-    for i in 0..1000u16 {
-        let [hi, lo] = i.to_be_bytes();
-        let fake = Mac([2, 0xee, 0, 0, hi, lo]);
-        let port = if i % 2 == 0 { 5000 } else { 5000 + i };
-        let mut reg = reg_super("net", fake, [10, 0, hi, lo.max(1)], 1);
-        let mut out = Outbox::default();
-        s.handle_datagram(T0, SocketAddr::from((victim, port)), &mut reg, &mut out);
-    }
-    let cap = MachineConfig::default().max_edges_per_ip as usize;
-    assert_eq!(s.edge_count(), cap, "the per-source cap holds");
-    // A real edge elsewhere broadcasts one frame.
-    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 0, 0, 250], 1));
+/// Copies of one 1 400-byte broadcast from a real edge that reach `victim`.
+fn broadcast_copies_at(s: &mut Supernode, victim: std::net::Ipv4Addr) -> usize {
     let out = feed(
-        &mut s,
+        s,
         T0,
         1,
         packet("net", mac(1), Mac::BROADCAST, &[0u8; 1400]),
     );
-    let to_victim: usize = out
-        .iter()
-        .flat_map(|(_, dests)| dests)
-        .filter(|d| d.ip() == std::net::IpAddr::V4(victim))
-        .count();
-    eprintln!(
-        "amplification: 1 broadcast -> {to_victim} copies at the victim (cap {cap}, 1000 MACs forged)"
-    );
-    // The 500 MACs on port 5000 share one socket, so one copy; the others one each.
-    assert!(to_victim <= cap, "{to_victim} copies");
     let sockets: std::collections::HashSet<_> = out.iter().flat_map(|(_, d)| d).collect();
     assert_eq!(
         sockets.len(),
         out.iter().map(|(_, d)| d.len()).sum::<usize>(),
         "one copy per socket"
     );
+    out.iter()
+        .flat_map(|(_, dests)| dests)
+        .filter(|d| d.ip() == std::net::IpAddr::V4(victim))
+        .count()
+}
+
+#[test]
+fn one_forged_source_cannot_amplify_a_broadcast_beyond_its_cap() {
+    // -M (no spoofing protection): the worst case. 1 000 made-up MACs "register" at a
+    // victim's address (forged sources), on one port and on many.
+    let mut s = sn(None, false, 100_000);
+    let victim = std::net::Ipv4Addr::new(203, 0, 113, 9);
+    let forge_all = |s: &mut Supernode| {
+        for i in 0..1000u16 {
+            let [hi, lo] = i.to_be_bytes();
+            let fake = Mac([2, 0xee, 0, 0, hi, lo]);
+            let port = if i % 2 == 0 { 5000 } else { 5000 + i };
+            let mut reg = reg_super("net", fake, [10, 0, hi, lo.max(1)], 1);
+            let mut out = Outbox::default();
+            s.handle_datagram(T0, SocketAddr::from((victim, port)), &mut reg, &mut out);
+        }
+    };
+    forge_all(&mut s);
+    let cap = MachineConfig::default().max_edges_per_ip as usize;
+    assert_eq!(s.edge_count(), cap, "the per-source cap holds");
+    // A real edge elsewhere broadcasts one frame.
+    answer(&mut s, T0, 1, reg_super("net", mac(1), [10, 9, 9, 9], 9));
+    let once = broadcast_copies_at(&mut s, victim);
+    // A spoofer who repeats every registration from the same sockets gets up to the cap:
+    // the 500 MACs on port 5000 share one socket, so one copy; the others one each.
+    forge_all(&mut s);
+    let repeated = broadcast_copies_at(&mut s, victim);
+    eprintln!(
+        "amplification: 1 broadcast -> {once} copy at the victim after 1 000 forged \
+         registrations, {repeated} after each was repeated (cap {cap})"
+    );
+    assert_eq!(once, 1, "unproven sockets share one copy per address");
+    assert!(repeated <= cap, "{repeated} copies");
+}
+
+#[test]
+fn a_registration_repeated_from_its_socket_gets_broadcasts() {
+    let mut s = sn(None, true, 100);
+    for n in [1, 2] {
+        answer(&mut s, T0, n, reg_super("net", mac(n), [10, 0, 0, n], n));
+    }
+    // Two edges behind one NAT (one public address, two ports), registered once each.
+    let nat = |port| SocketAddr::from(([203, 0, 113, 7], port));
+    let behind = |s: &mut Supernode, n: u8, port| {
+        let mut reg = reg_super("net", mac(n), [10, 0, 0, n], n);
+        s.handle_datagram(T0, nat(port), &mut reg, &mut Outbox::default());
+    };
+    behind(&mut s, 3, 6000);
+    behind(&mut s, 4, 6001);
+    let dests = |s: &mut Supernode| -> Vec<SocketAddr> {
+        let out = feed(s, T0, 1, packet("net", mac(1), Mac::BROADCAST, b"arp"));
+        let mut d: Vec<_> = out.into_iter().flat_map(|(_, d)| d).collect();
+        d.sort();
+        d
+    };
+    // Edge 2 registered once too, but alone at its address; the two behind the NAT share a copy.
+    assert_eq!(dests(&mut s), vec![from(2), nat(6000)]);
+    // Edge 4 registers again from the same socket: proven, it gets its own copy.
+    behind(&mut s, 4, 6001);
+    assert_eq!(dests(&mut s), vec![from(2), nat(6000), nat(6001)]);
+    // It moves to another port: unproven again until it repeats from there.
+    behind(&mut s, 4, 6002);
+    behind(&mut s, 3, 6000);
+    assert_eq!(dests(&mut s), vec![from(2), nat(6000), nat(6002)]);
+    assert!(
+        !s.communities[0].edges[&mac(4)].proven,
+        "a new socket must prove itself"
+    );
+}
+
+#[test]
+fn nobody_unregistered_can_use_the_relay() {
+    let mut s = sn(None, true, 100);
+    answer(&mut s, T0, 2, reg_super("net", mac(2), [10, 0, 0, 2], 2));
+    // A stranger (any address) sends to edge 2 through us: nothing goes out.
+    let out = feed(&mut s, T0, 9, packet("net", mac(9), mac(2), b"hello"));
+    assert!(out.is_empty(), "{out:?}");
+    let dropped = s.stats().dropped;
+    assert!(dropped >= 1);
+    // Once registered, the same sender is relayed.
+    answer(&mut s, T0, 9, reg_super("net", mac(9), [10, 0, 0, 9], 9));
+    let out = feed(&mut s, T0, 9, packet("net", mac(9), mac(2), b"hello"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1, vec![from(2)]);
 }
 
 #[test]
