@@ -76,14 +76,15 @@ fn main() -> std::io::Result<()> {
             }
             if let Some(plain) = field("hdr_plain_hex") {
                 s.put("datagram", &plain)?;
-                if let Ok((Datagram { .. }, payload)) = Datagram::decode(&plain) {
-                    if !payload.is_empty() {
-                        let tid = [1u8, 2, 3, 4, 5, 96, 97]
-                            .iter()
-                            .position(|&t| t == cipher)
-                            .unwrap_or(0) as u8;
-                        s.put("transform_open", &[&[tid, 0][..], payload].concat())?;
-                    }
+                if let Ok((_, payload)) = Datagram::decode(&plain)
+                    && !payload.is_empty()
+                {
+                    // The transform target's first byte picks one of its seven transforms.
+                    let tid = [1u8, 2, 3, 4, 5, 96, 97]
+                        .iter()
+                        .position(|&t| t == cipher)
+                        .unwrap_or(0) as u8;
+                    s.put("transform_open", &[&[tid, 0][..], payload].concat())?;
                 }
             }
             if let Some(c) = field("compressed_hex") {
