@@ -1,5 +1,6 @@
 //! The supernode's community.list (spec §2.3): fixed names with optional subnets, patterns,
-//! and `* user public-key` lines under a fixed name.
+//! and `* user public-key` lines under a fixed name. Beyond n2n, a fixed name may end in `-H`
+//! (`mynet -H`, `mynet 10.1.0.0/24 -H`) to require header encryption.
 
 use std::net::Ipv4Addr;
 
@@ -22,6 +23,12 @@ pub struct FixedCommunity {
     /// The subnet given in the file, if valid; otherwise one is assigned.
     pub subnet: Option<IpSubnet>,
     pub users: Vec<User>,
+    /// `-H` after the name (or after its subnet): plain headers are always refused, so one
+    /// plain datagram cannot lock the community to plain before its edges arrive. n2n 3.1.1
+    /// (load_allowed_sn_community) reads two words only (`sscanf "%s %s"`): it warns of a bad
+    /// subnet for `mynet -H` and ignores a third word, so there the community stays open to
+    /// plain headers.
+    pub require_header_encryption: bool,
 }
 
 /// A parsed community.list.
@@ -87,11 +94,15 @@ impl CommunityList {
                 continue;
             }
             let name = Community::from_text(first);
-            let subnet = words.next().and_then(parse_subnet);
+            let (second, third) = (words.next(), words.next());
+            // `-H` where the subnet goes is a bad subnet, as before: auto-assigned.
+            let subnet = second.and_then(parse_subnet);
+            let require_header_encryption = second == Some("-H") || third == Some("-H");
             list.fixed.push(FixedCommunity {
                 name,
                 subnet,
                 users: Vec::new(),
+                require_header_encryption,
             });
             current = Some(list.fixed.len() - 1);
         }
@@ -143,5 +154,44 @@ mod tests {
             "a user line after a pattern belongs to nobody"
         );
         assert!(l.fixed(b"team").is_some());
+    }
+
+    #[test]
+    fn a_trailing_dash_h_requires_header_encryption() {
+        let text = "plain\nsecret -H\noffice 10.1.0.0/24 -H\nbadnet 10.1.2.3/24 -H\nspaced\t-H  \nlater 10.2.0.0/24 x\n";
+        let l = CommunityList::parse(text);
+        let required: Vec<(String, bool)> = l
+            .fixed
+            .iter()
+            .map(|f| (f.name.text().into_owned(), f.require_header_encryption))
+            .collect();
+        assert_eq!(
+            required,
+            [
+                ("plain", false),
+                ("secret", true),
+                ("office", true),
+                ("badnet", true),
+                ("spaced", true),
+                ("later", false),
+            ]
+            .map(|(n, r)| (n.to_string(), r))
+        );
+        assert_eq!(l.fixed[1].subnet, None, "-H is no subnet: auto-assigned");
+        assert_eq!(
+            l.fixed[2].subnet,
+            Some(IpSubnet::new(Ipv4Addr::new(10, 1, 0, 0), 24))
+        );
+        assert_eq!(l.fixed[3].subnet, None, "host bits set");
+        assert_eq!(
+            l.fixed[5].subnet,
+            Some(IpSubnet::new(Ipv4Addr::new(10, 2, 0, 0), 24)),
+            "an unknown third word is ignored as before"
+        );
+        assert!(l.skipped.is_empty());
+        // Only a fixed name takes the flag; a pattern's further words stay ignored.
+        let l = CommunityList::parse("guest[0-9]+ -H\n");
+        assert!(l.fixed.is_empty());
+        assert!(l.pattern_allows(b"guest1"));
     }
 }

@@ -324,6 +324,11 @@ impl Supernode {
                 None => self.pick_subnet(&f.name),
             };
             let mut c = CommunityState::new(f.name, true, subnet);
+            if f.require_header_encryption {
+                // Encrypted from the start: no plain datagram can lock it to plain (nothing
+                // sets a community back from Encrypted), and a reload re-applies it.
+                c.header = HeaderMode::Encrypted;
+            }
             if !f.users.is_empty() {
                 // User/password communities always encrypt headers (spec §7.10).
                 c.header = HeaderMode::Encrypted;

@@ -617,3 +617,96 @@ fn a_flood_of_names_and_macs_from_one_host_locks_nobody_out() {
             .any(|c| c.name.to_string() == "later")
     );
 }
+
+/// The first answer to `bytes` sent header-encrypted with `c`'s key, its header opened.
+fn encrypted_answer(
+    s: &mut Supernode,
+    now: u64,
+    who: u8,
+    c: &str,
+    bytes: Vec<u8>,
+) -> Option<Message> {
+    let (mut d, _) = feed(s, now, who, encrypt(c, bytes, now))
+        .into_iter()
+        .next()?;
+    HeaderKey::for_community(&comm(c))
+        .decrypt(&mut d, &comm(c))
+        .expect("our answer opens");
+    Some(Datagram::decode(&d).expect("our answer decodes").0.msg)
+}
+
+fn header_of(s: &Supernode, c: &str) -> HeaderMode {
+    s.communities()
+        .iter()
+        .find(|x| x.name.as_bytes() == c.as_bytes())
+        .expect("listed")
+        .header
+}
+
+#[test]
+fn a_community_marked_dash_h_refuses_plain_headers_before_and_after_encrypted_edges() {
+    let mut s = sn(Some("secret -H\nopen\n"), true, 100);
+    assert_eq!(header_of(&s, "secret"), HeaderMode::Encrypted);
+    assert_eq!(header_of(&s, "open"), HeaderMode::Unknown);
+    // Before any edge: a plain registration is dropped, counted, and locks nothing.
+    let plain = |m: u8| reg_super("secret", mac(m), [10, 0, 0, m], m);
+    assert!(feed(&mut s, T0, 2, plain(2)).is_empty());
+    assert_eq!(s.stats().dropped, 1);
+    assert_eq!(s.edge_count(), 0);
+    assert_eq!(header_of(&s, "secret"), HeaderMode::Encrypted);
+    // An encrypted registration is ACKed as in any -H community.
+    let a = encrypted_answer(&mut s, T0 + 1, 1, "secret", plain(1));
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
+    assert_eq!(s.edge_count(), 1);
+    // After it: still refused, for a new MAC and for the registered edge's own.
+    assert!(feed(&mut s, T0 + 2, 2, plain(2)).is_empty());
+    assert!(feed(&mut s, T0 + 2, 1, plain(1)).is_empty());
+    assert_eq!(s.stats().dropped, 3);
+    assert_eq!(s.edge_count(), 1);
+    // An unmarked community is still locked by its first datagram: plain here.
+    let a = answer(
+        &mut s,
+        T0 + 3,
+        3,
+        reg_super("open", mac(3), [10, 0, 1, 3], 3),
+    );
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
+    assert_eq!(header_of(&s, "open"), HeaderMode::Plain);
+    let late = encrypt("open", reg_super("open", mac(4), [10, 0, 1, 4], 4), T0 + 4);
+    assert!(feed(&mut s, T0 + 4, 4, late).is_empty());
+    assert_eq!(s.stats().dropped_undecryptable, 1);
+}
+
+#[test]
+fn reloading_the_list_applies_and_lifts_dash_h() {
+    let path = std::env::temp_dir().join(format!("n2n-rs-dash-h-{}.list", std::process::id()));
+    let write = |text: &str| std::fs::write(&path, text).expect("temp file");
+    let mut ctl = crate::mgmt::Control {
+        password_hash: 0,
+        verbosity: 2,
+        keep_running: true,
+        list_path: Some(path.to_string_lossy().into_owned()),
+        out: Outbox::default(),
+    };
+    let mut s = sn(Some("secret\n"), true, 100);
+    let reg = |m: u8| reg_super("secret", mac(m), [10, 0, 0, m], m);
+    // Unmarked: a plain edge locks it to plain.
+    let a = answer(&mut s, T0, 1, reg(1));
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
+    assert_eq!(header_of(&s, "secret"), HeaderMode::Plain);
+    // Marked in the re-read file: encrypted at once, the plain edge cannot come back.
+    write("secret -H\n");
+    crate::mgmt::reload(&mut s, &mut ctl, T0 + 1_000_000).expect("reloads");
+    assert_eq!(header_of(&s, "secret"), HeaderMode::Encrypted);
+    let dropped = s.stats().dropped;
+    assert!(feed(&mut s, T0 + 2_000_000, 1, reg(1)).is_empty());
+    assert_eq!(s.stats().dropped, dropped + 1);
+    assert_eq!(s.edge_count(), 0);
+    let a = encrypted_answer(&mut s, T0 + 3_000_000, 2, "secret", reg(2));
+    assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
+    // Unmarked again: learnt from the first datagram, as before.
+    write("secret\n");
+    crate::mgmt::reload(&mut s, &mut ctl, T0 + 4_000_000).expect("reloads");
+    assert_eq!(header_of(&s, "secret"), HeaderMode::Unknown);
+    let _ = std::fs::remove_file(&path);
+}
