@@ -3,6 +3,7 @@
 
 mod federation;
 mod filter;
+mod hostile;
 mod routes;
 mod scenarios;
 mod tcp;

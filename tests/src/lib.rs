@@ -340,6 +340,27 @@ impl Lab {
         self.exec_ok(node, &["ip", "route", "add", "default", "via", &gw]);
     }
 
+    /// Adds host `node` on the Internet at 198.18.`net`.2 (its router 198.18.`net`.1), like
+    /// a third site without NAT; returns its address. Its traffic is not in [`Counters`].
+    pub fn add_internet_host(&mut self, node: &str, net: u8) -> String {
+        let name = self.ns(node);
+        must(&["ip", "netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        let (gw, ip) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
+        let port = format!("h{net}");
+        self.link(
+            "inet",
+            &port,
+            &format!("{gw}/24"),
+            node,
+            "wan",
+            &format!("{ip}/24"),
+        );
+        self.exec_ok(node, &["ip", "route", "add", "default", "via", &gw]);
+        ip
+    }
+
     /// The full namespace name of a lab node.
     pub fn ns(&self, node: &str) -> String {
         format!("{}{node}", self.prefix)
