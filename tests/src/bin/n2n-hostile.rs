@@ -359,7 +359,7 @@ fn flood(a: &Args) {
             3 => {
                 let h = PacketHeader {
                     src_mac: fake_mac(r),
-                    dst_mac: if r % 2 == 0 {
+                    dst_mac: if r.is_multiple_of(2) {
                         Mac::BROADCAST
                     } else {
                         fake_mac(r ^ 1)
