@@ -82,6 +82,7 @@ fn machine() -> Edge {
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     };
     let mut e = Edge::new(
         cfg,
@@ -102,20 +103,25 @@ fn machine() -> Edge {
         },
         mac: Mac([2, 0, 0, 0, 0, 0xf2]),
     };
-    let ack = datagram(
-        Flags::FROM_SUPERNODE.with(Flags::SOCKET),
-        Message::RegisterSuperAck(RegisterSuperAck {
-            cookie,
-            src_mac: Mac([2, 0, 0, 0, 0, 0xf1]),
-            dev_addr: IpSubnet::new([10, 0, 0, 1].into(), 24),
-            lifetime: 15,
-            sock: Sock::from(SocketAddr::from(([203, 0, 113, 1], 40000))),
-            auth: Auth::NONE,
-            supernodes: vec![entry],
-            key_time: 0,
-        }),
-    );
-    e.handle_control(T0 + S, sn(1), ack);
+    let ack = |cookie| {
+        datagram(
+            Flags::FROM_SUPERNODE.with(Flags::SOCKET),
+            Message::RegisterSuperAck(RegisterSuperAck {
+                cookie,
+                src_mac: Mac([2, 0, 0, 0, 0, 0xf1]),
+                dev_addr: IpSubnet::new([10, 0, 0, 1].into(), 24),
+                lifetime: 15,
+                sock: Sock::from(SocketAddr::from(([203, 0, 113, 1], 40000))),
+                auth: Auth::NONE,
+                supernodes: vec![entry],
+                key_time: 0,
+            }),
+        )
+    };
+    e.handle_control(T0 + S, sn(1), ack(cookie));
+    // The registration our edge repeats at once (its socket proves it receives) is answered.
+    let confirmation = sent_cookie(&mut e);
+    e.handle_control(T0 + S, sn(1), ack(confirmation));
     let pong = datagram(
         Flags::FROM_SUPERNODE,
         Message::PeerInfo(PeerInfo {
@@ -631,6 +637,7 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     };
     let edge = Edge::new(
         cfg,
