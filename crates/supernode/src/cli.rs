@@ -8,6 +8,7 @@ use n2n_daemon::conf::{ArgStyle, expand_args};
 use n2n_proto::{Community, Mac, VersionString};
 
 use crate::community_list::CommunityList;
+use crate::machine::budget::DEFAULT_BROADCAST_RATE;
 use crate::machine::federation::DEFAULT_FEDERATION;
 use crate::machine::{
     AutoIpRange, DEFAULT_MAX_COMMUNITIES_PER_IP, DEFAULT_MAX_EDGES, DEFAULT_MAX_EDGES_PER_IP,
@@ -93,6 +94,10 @@ pub struct Args {
     #[arg(long = "max-communities-per-ip", value_name = "N", default_value_t = DEFAULT_MAX_COMMUNITIES_PER_IP,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_communities_per_ip: u32,
+    /// Copies per second one source address may cause by broadcasting, with a burst of two
+    /// seconds' worth (n2n-rs; 0: no limit)
+    #[arg(long = "max-broadcast-rate", value_name = "N", default_value_t = DEFAULT_BROADCAST_RATE)]
+    pub max_broadcast_rate: u32,
 }
 
 pub use n2n_daemon::cli::CliError;
@@ -140,6 +145,7 @@ impl Args {
             version,
             max_edges: self.max_edges,
             max_edges_per_ip: self.max_edges_per_ip,
+            max_broadcast_rate: self.max_broadcast_rate,
             max_communities_per_ip: self.max_communities_per_ip,
             communities,
         })

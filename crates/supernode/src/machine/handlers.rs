@@ -613,6 +613,10 @@ impl Supernode {
             // One copy per socket, however many MACs claim it (one edge, one socket).
             dests.sort_unstable();
             dests.dedup();
+            if !m.relayed_by_supernode() && !self.budget.take(m.from.ip(), dests.len(), m.now_us) {
+                self.scratch_dests = dests;
+                return Err(DropReason::BroadcastBudget);
+            }
             self.stats.broadcast_tx += dests.len() as u64;
         } else if let Some(e) = c.edges.get(&dst) {
             dests.push(e.sock);

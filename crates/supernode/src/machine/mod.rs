@@ -1,6 +1,7 @@
 //! The supernode's protocol state machine: no sockets, no clock, no OS randomness. The shell
 //! passes every datagram in with the time and performs the transmits it asks for.
 
+pub mod budget;
 pub mod federation;
 mod handlers;
 mod outbox;
@@ -55,6 +56,9 @@ pub struct MachineConfig {
     /// Most communities one public IP address may create (`--max-communities-per-ip`): a
     /// flood of made-up names from one host cannot fill the registry.
     pub max_communities_per_ip: u32,
+    /// Copies per second one source address may cause by broadcasting
+    /// (`--max-broadcast-rate`; 0: no limit).
+    pub max_broadcast_rate: u32,
     /// `None`: every community is allowed (created on first registration).
     pub communities: Option<CommunityList>,
     /// The federation community: `*` + the `-F` name.
@@ -75,6 +79,7 @@ impl Default for MachineConfig {
             max_edges: DEFAULT_MAX_EDGES,
             max_edges_per_ip: DEFAULT_MAX_EDGES_PER_IP,
             max_communities_per_ip: DEFAULT_MAX_COMMUNITIES_PER_IP,
+            max_broadcast_rate: budget::DEFAULT_BROADCAST_RATE,
             communities: None,
             federation: federation_community(federation::DEFAULT_FEDERATION),
             federation_key_name: federation_community(federation::DEFAULT_FEDERATION),
@@ -106,6 +111,7 @@ pub struct Supernode {
     /// Reused list of broadcast destinations.
     pub(crate) scratch_dests: Vec<SocketAddr>,
     pub(crate) scratch_unproven: Vec<SocketAddr>,
+    pub(crate) budget: budget::FanoutBudget,
     /// Wall clock minus monotonic clock (µs): the machine's times are monotonic; the wall
     /// clock is only for `-H` stamps and key times (see [`Supernode::set_wall_clock`]).
     wall_offset_us: i64,
@@ -163,6 +169,7 @@ impl Supernode {
     pub fn new(cfg: MachineConfig, now_us: u64, mut rng: Box<dyn RandomSource + Send>) -> Self {
         let mut token = [0u8; 16];
         rng.fill(&mut token);
+        let budget = budget::FanoutBudget::new(cfg.max_broadcast_rate);
         let key_time = if cfg.communities.is_some() {
             (now_us / 1_000_000) as u32
         } else {
@@ -191,6 +198,7 @@ impl Supernode {
             tcp_peers: Default::default(),
             scratch_dests: Vec::new(),
             scratch_unproven: Vec::new(),
+            budget,
             wall_offset_us: 0,
             wall_known: false,
         };
@@ -609,6 +617,7 @@ impl Supernode {
             return;
         }
         self.next_purge_us = now_us + PURGE_INTERVAL_US;
+        self.budget.purge(now_us);
         let mut removed = 0;
         let cutoff = now_us.saturating_sub(REGISTRATION_TIMEOUT_US);
         let assoc_cutoff = now_us.saturating_sub(federation::ASSOC_TIMEOUT_US);

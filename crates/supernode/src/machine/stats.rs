@@ -18,6 +18,8 @@ pub enum DropReason {
     UnknownDestination,
     /// A PACKET or REGISTER to relay from a MAC that is not registered here.
     UnknownSender,
+    /// A broadcast beyond its source address's fan-out budget (`--max-broadcast-rate`).
+    BroadcastBudget,
     Unsupported,
     BadAuth,
     /// A FROM_SUPERNODE datagram from an address that is not a federation member.

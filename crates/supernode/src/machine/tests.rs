@@ -710,3 +710,43 @@ fn reloading_the_list_applies_and_lifts_dash_h() {
     assert_eq!(header_of(&s, "secret"), HeaderMode::Unknown);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_source_broadcasts_within_its_fan_out_budget() {
+    let cfg = MachineConfig {
+        max_broadcast_rate: 100,
+        ..MachineConfig::default()
+    };
+    let mut s = Supernode::new(cfg, T0, Box::new(Xorshift128Plus::seeded(3)));
+    // Eleven edges, each registered twice (proven): a broadcast costs ten copies.
+    for n in 1..=11 {
+        for _ in 0..2 {
+            answer(&mut s, T0, n, reg_super("net", mac(n), [10, 0, 0, n], n));
+        }
+    }
+    let broadcasts = |s: &mut Supernode, now: u64| {
+        (0..40)
+            .map(|_| feed(s, now, 1, packet("net", mac(1), Mac::BROADCAST, b"arp")))
+            .filter(|out| out.iter().map(|(_, d)| d.len()).sum::<usize>() == 10)
+            .count()
+    };
+    // Two seconds' worth at once (200 copies), then the rate: 100 copies a second.
+    assert_eq!(broadcasts(&mut s, T0), 20);
+    assert_eq!(broadcasts(&mut s, T0 + 1_000_000), 10);
+    // Another member has its own budget.
+    let out = feed(
+        &mut s,
+        T0 + 1_000_000,
+        2,
+        packet("net", mac(2), Mac::BROADCAST, b"arp"),
+    );
+    assert_eq!(out.iter().map(|(_, d)| d.len()).sum::<usize>(), 10);
+    // Unicast is not limited by it.
+    let out = feed(
+        &mut s,
+        T0 + 1_000_000,
+        1,
+        packet("net", mac(1), mac(3), b"hi"),
+    );
+    assert_eq!(out.len(), 1);
+}

@@ -1,0 +1,106 @@
+//! The broadcast fan-out budget: how many copies one source address may make the supernode
+//! send by broadcasting (a token bucket per address). A community's broadcasts cost one copy
+//! per edge, so without it one member could turn its uplink into N times as much traffic.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Default copies per second per source address (`--max-broadcast-rate`); a burst of two
+/// seconds' worth is allowed.
+pub const DEFAULT_BROADCAST_RATE: u32 = 16_384;
+/// Sources tracked at once; beyond it broadcasts from new sources wait for the next purge.
+const MAX_SOURCES: usize = 65_536;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Copies available, in millionths.
+    micro: u64,
+    last_us: u64,
+}
+
+#[derive(Debug)]
+pub struct FanoutBudget {
+    per_sec: u64,
+    buckets: HashMap<IpAddr, Bucket>,
+}
+
+impl FanoutBudget {
+    /// `per_sec` copies per second per source; 0: no limit.
+    pub fn new(per_sec: u32) -> Self {
+        FanoutBudget {
+            per_sec: per_sec.into(),
+            buckets: HashMap::new(),
+        }
+    }
+
+    fn burst_micro(&self) -> u64 {
+        2 * self.per_sec * 1_000_000
+    }
+
+    /// Takes `copies` from `src`'s budget; `false` (and nothing taken) if they are not there.
+    pub fn take(&mut self, src: IpAddr, copies: usize, now_us: u64) -> bool {
+        if self.per_sec == 0 {
+            return true;
+        }
+        let burst = self.burst_micro();
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&src) {
+            return false;
+        }
+        let b = self.buckets.entry(src).or_insert(Bucket {
+            micro: burst,
+            last_us: now_us,
+        });
+        let refill = now_us
+            .saturating_sub(b.last_us)
+            .saturating_mul(self.per_sec);
+        b.micro = b.micro.saturating_add(refill).min(burst);
+        b.last_us = now_us;
+        let cost = (copies as u64).saturating_mul(1_000_000);
+        if cost > b.micro {
+            return false;
+        }
+        b.micro -= cost;
+        true
+    }
+
+    /// Forgets the sources whose budget has filled up again (they lose nothing by it).
+    pub fn purge(&mut self, now_us: u64) {
+        let (per_sec, burst) = (self.per_sec, self.burst_micro());
+        self.buckets.retain(|_, b| {
+            let refill = now_us.saturating_sub(b.last_us).saturating_mul(per_sec);
+            b.micro.saturating_add(refill) < burst
+        });
+    }
+
+    pub fn sources(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_gets_its_rate_and_a_two_second_burst_and_no_more() {
+        let mut b = FanoutBudget::new(100);
+        let (src, other) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        // The burst: 200 copies at once, in broadcasts of 10.
+        let sent = (0..30).filter(|_| b.take(src, 10, 0)).count();
+        assert_eq!(sent, 20);
+        assert!(b.take(other, 10, 0), "another source has its own budget");
+        // Half a second refills 50 copies.
+        let sent = (0..30).filter(|_| b.take(src, 10, 500_000)).count();
+        assert_eq!(sent, 5);
+        // A broadcast larger than the burst never goes, and takes nothing.
+        assert!(!b.take(other, 201, 10_000_000));
+        assert!(b.take(other, 200, 10_000_000));
+        // Full buckets are forgotten, others kept.
+        b.take(src, 1, 20_000_000);
+        b.purge(20_000_000);
+        assert_eq!(b.sources(), 1);
+        b.purge(30_000_000);
+        assert_eq!(b.sources(), 0);
+        assert!(FanoutBudget::new(0).take(src, usize::MAX, 0), "0: no limit");
+    }
+}
