@@ -27,6 +27,7 @@ fn edge() -> Edge {
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     };
     Edge::new(
         cfg,

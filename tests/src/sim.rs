@@ -282,6 +282,7 @@ impl SimNet {
             selection: Default::default(),
             user: None,
             tcp: false,
+            authenticated_paths: false,
         };
         let seed = self.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9);
         let stamps = Arc::new(StampGenerator::default());

@@ -32,6 +32,7 @@ fn the_machine_survives_every_captured_and_mutated_datagram() {
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     };
     let t0 = 1_795_543_491_000_000;
     let mut e = Edge::new(

@@ -122,6 +122,11 @@ impl Transform {
         })
     }
 
+    /// Whether it authenticates what it opens (`-A6`, `-A7`).
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self, Transform::Aead(_))
+    }
+
     pub fn id(&self) -> u8 {
         match self {
             Transform::Null => id::NULL,

@@ -36,6 +36,7 @@ fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     };
     Edge::new(
         cfg,

@@ -70,6 +70,9 @@ pub enum Action {
     GratuitousArp,
     /// User/password: the dynamic header key for PACKETs and everything but registrations.
     HeaderKey(DynamicKey),
+    /// `-A6`/`-A7`: send `to` an authenticated PACKET with an empty frame (a path probe), so
+    /// that the peer there can verify the path by it.
+    Probe { mac: Mac, to: SocketAddr },
     /// A management `peer` event (see [`crate::events::peer_action`]).
     PeerEvent {
         action: u8,
@@ -134,6 +137,9 @@ pub struct EdgeMachineConfig {
     pub user: Option<UserCredentials>,
     /// `-S2`: the supernode is reached over TCP only (no PINGs to rank supernodes).
     pub tcp: bool,
+    /// `-A6`/`-A7`: a direct path is used only once an authenticated packet came from it
+    /// (REGISTER_ACKs are not authenticated).
+    pub authenticated_paths: bool,
 }
 
 /// Counters for the management API.
@@ -176,6 +182,8 @@ pub struct Edge {
     sn_mac: Option<Mac>,
     pending: std::collections::HashMap<Mac, Pending>,
     known: std::collections::HashMap<Mac, Known>,
+    /// `-A6`/`-A7`: the socket each peer's last authenticated direct packet came from.
+    vouched: std::collections::HashMap<Mac, SocketAddr>,
     next_purge_us: u64,
     start_us: u64,
     stats: EdgeStats,
@@ -250,6 +258,7 @@ impl Edge {
             sn_mac: None,
             pending: Default::default(),
             known: Default::default(),
+            vouched: Default::default(),
             next_purge_us: now_us + PURGE_US,
             start_us: now_us,
             stats: EdgeStats::default(),
@@ -339,8 +348,9 @@ impl Edge {
         &self.cfg.community
     }
 
+    /// The peers reached directly (under `-A6`/`-A7`, once their path is verified).
     pub fn known(&self) -> impl Iterator<Item = (&Mac, &Known)> {
-        self.known.iter()
+        self.known.iter().filter(|(_, k)| k.verified)
     }
 
     pub fn pending(&self) -> impl Iterator<Item = (&Mac, &Pending)> {
@@ -486,6 +496,7 @@ impl Edge {
         let before = (self.pending.len(), self.known.len());
         self.pending
             .retain(|_, p| now_us.saturating_sub(p.last_seen_us) < PEER_TIMEOUT_US);
+        self.vouched.clear();
         if !self.sn_wait {
             let actions = &mut self.actions;
             self.known.retain(|mac, k| {

@@ -168,6 +168,8 @@ impl Edge {
         if fresh && self.known.len() >= MAX_PEERS {
             return;
         }
+        let auth = self.cfg.authenticated_paths;
+        let vouched = self.vouched.get(&a.src_mac) == Some(&from);
         let k = self
             .known
             .entry(a.src_mac)
@@ -178,6 +180,19 @@ impl Edge {
         if moved && a.cookie < k.cookie && now_us < k.confirmed_us + PATH_HOLD_US {
             return;
         }
+        if auth && moved && k.verified && !vouched {
+            // An unauthenticated ACK never moves a verified path: the new socket must first
+            // prove itself with an authenticated packet (our probe makes the peer send one).
+            k.candidate = Some(from);
+            self.actions.push_back(Action::Probe {
+                mac: a.src_mac,
+                to: from,
+            });
+            return;
+        }
+        let was_verified = k.verified && !fresh;
+        k.verified = !auth || vouched || (k.verified && !moved && !fresh);
+        k.candidate = None;
         k.sock = from;
         k.cookie = a.cookie;
         k.confirmed_us = now_us;
@@ -185,17 +200,49 @@ impl Edge {
             k.details = d;
         }
         k.touch(now_us);
+        if !k.verified {
+            // -A6/-A7: used once the peer answers our probe with an authenticated packet.
+            self.actions.push_back(Action::Probe {
+                mac: a.src_mac,
+                to: from,
+            });
+            return;
+        }
+        if !was_verified || moved {
+            self.path_confirmed(now_us, a.src_mac, from);
+        }
+    }
+
+    /// A direct path to `mac` at `from` is in use from now on.
+    fn path_confirmed(&mut self, now_us: u64, mac: Mac, from: SocketAddr) {
         self.stats.last_p2p_us = now_us;
         // Direct now: its traffic no longer depends on the supernode.
-        self.watch.peer_went_direct(&a.src_mac);
-        if fresh || moved {
-            info!(peer = %a.src_mac, %from, "peer-to-peer path confirmed");
-            self.actions.push_back(Action::RoutesChanged);
-            self.actions.push_back(Action::PeerEvent {
-                action: peer_action::ADD_P2P,
-                mac: a.src_mac,
-                sock: from,
-            });
+        self.watch.peer_went_direct(&mac);
+        info!(peer = %mac, %from, "peer-to-peer path confirmed");
+        self.actions.push_back(Action::RoutesChanged);
+        self.actions.push_back(Action::PeerEvent {
+            action: peer_action::ADD_P2P,
+            mac,
+            sock: from,
+        });
+    }
+
+    /// `-A6`/`-A7`: an authenticated PACKET came directly from `mac` at `from`; a path there
+    /// waiting for exactly that is used from now on.
+    fn verified_by_packet(&mut self, now_us: u64, mac: Mac, from: SocketAddr) {
+        if self.vouched.len() >= MAX_PEERS && !self.vouched.contains_key(&mac) {
+            return;
+        }
+        self.vouched.insert(mac, from);
+        let Some(k) = self.known.get_mut(&mac) else {
+            return;
+        };
+        if k.candidate == Some(from) || (k.sock == from && !k.verified) {
+            k.sock = from;
+            k.verified = true;
+            k.candidate = None;
+            k.touch(now_us);
+            self.path_confirmed(now_us, mac, from);
         }
     }
 
@@ -217,6 +264,9 @@ impl Edge {
         match hint {
             PeerHint::Need(mac) => self.query_peer(now_us, mac),
             PeerHint::Direct { mac, from } => {
+                if self.cfg.authenticated_paths {
+                    self.verified_by_packet(now_us, mac, from);
+                }
                 self.pending.remove(&mac);
                 self.registration_check(now_us, mac, from, false);
             }
@@ -315,12 +365,15 @@ impl Edge {
     pub fn route(&self, mac: &Mac, now_us: u64) -> Option<SocketAddr> {
         self.known
             .get(mac)
-            .filter(|k| k.fresh(now_us, self.cfg.register_interval_us / 2))
+            .filter(|k| k.verified && k.fresh(now_us, self.cfg.register_interval_us / 2))
             .map(|k| k.sock)
     }
 
     /// The confirmed direct paths and when each was last heard from.
     pub fn routes(&self) -> impl Iterator<Item = (Mac, SocketAddr, u64)> + '_ {
-        self.known.iter().map(|(m, k)| (*m, k.sock, k.last_rx_us))
+        self.known
+            .iter()
+            .filter(|(_, k)| k.verified)
+            .map(|(m, k)| (*m, k.sock, k.last_rx_us))
     }
 }

@@ -70,6 +70,12 @@ pub struct Known {
     pub cookie: u32,
     pub confirmed_us: u64,
     pub details: Details,
+    /// An authenticated packet (`-A6`/`-A7`) came from `sock`: only then is the path used.
+    /// Always true under the other transforms (nothing can authenticate a path there).
+    pub verified: bool,
+    /// `-A6`/`-A7`: a socket a REGISTER_ACK named while `sock` was verified; it replaces
+    /// `sock` once an authenticated packet comes from it.
+    pub candidate: Option<SocketAddr>,
 }
 
 impl Known {
@@ -81,6 +87,8 @@ impl Known {
             cookie,
             confirmed_us: now_us,
             details: Details::default(),
+            verified: true,
+            candidate: None,
         }
     }
 

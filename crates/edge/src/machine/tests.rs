@@ -40,6 +40,7 @@ pub(super) fn config(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) ->
         selection: Default::default(),
         user: None,
         tcp: false,
+        authenticated_paths: false,
     }
 }
 
@@ -394,4 +395,101 @@ fn the_first_registration_is_stamped_with_the_wall_clock() {
     };
     let stamp = key.decrypt(&mut data, e.community()).expect("opens");
     assert!(n2n_crypto::header_enc::stamp_in_frame(stamp, T0));
+}
+
+#[test]
+fn with_authenticated_paths_only_an_authenticated_packet_confirms_or_moves_a_path() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    e.cfg.authenticated_paths = true;
+    drain(&mut e);
+    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    let (public, other) = (
+        SocketAddr::from(([198, 18, 2, 2], 50000)),
+        SocketAddr::from(([198, 18, 9, 9], 40000)),
+    );
+    let relayed = |sock: SocketAddr| {
+        Datagram::new(
+            Community::new("test").expect("valid"),
+            Flags::FROM_SUPERNODE,
+            Message::Register(Register {
+                cookie: cookie::FORWARDED,
+                src_mac: peer,
+                dst_mac: Mac([2, 0, 0, 0, 0, 1]),
+                sock: Some(Sock::from(sock)),
+                dev_addr: IpSubnet::UNSPECIFIED,
+                desc: Desc::default(),
+            }),
+        )
+    };
+    let ack = Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::EMPTY,
+        Message::RegisterAck(RegisterAck {
+            cookie: cookie::REGULAR,
+            dst_mac: e.mac(),
+            src_mac: peer,
+            sock: None,
+        }),
+    );
+    // Punching towards the socket the supernode named, and the peer's ACK from there: not
+    // used yet, but probed with an authenticated packet.
+    e.handle_control(T0, sn(1), relayed(public));
+    drain(&mut e);
+    e.handle_control(T0 + 100, public, ack.clone());
+    assert_eq!(
+        e.route(&peer, T0 + 200),
+        None,
+        "an ACK alone proves nothing"
+    );
+    let (_, actions) = drain(&mut e);
+    assert!(
+        actions.contains(&Action::Probe {
+            mac: peer,
+            to: public
+        }),
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&Action::RoutesChanged));
+    // The peer's authenticated packet from there (its answer to our probe): used.
+    e.handle_hint(
+        T0 + 300,
+        PeerHint::Direct {
+            mac: peer,
+            from: public,
+        },
+    );
+    assert_eq!(e.route(&peer, T0 + 400), Some(public));
+    assert!(drain(&mut e).1.contains(&Action::RoutesChanged));
+    // The path goes quiet; the supernode names another socket and an ACK comes from there
+    // (an attacker who can answer there): the verified path does not move...
+    let later = T0 + 15 * S;
+    e.handle_control(later, sn(1), relayed(other));
+    drain(&mut e);
+    e.handle_control(later + 100, other, ack);
+    let (_, actions) = drain(&mut e);
+    assert!(
+        actions.contains(&Action::Probe {
+            mac: peer,
+            to: other
+        }),
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&Action::RoutesChanged));
+    e.handle_hint(
+        later + 200,
+        PeerHint::Direct {
+            mac: peer,
+            from: public,
+        },
+    );
+    assert_eq!(e.route(&peer, later + 300), Some(public), "moved by an ACK");
+    // ...until an authenticated packet comes from the new socket.
+    e.handle_hint(
+        later + 400,
+        PeerHint::Direct {
+            mac: peer,
+            from: other,
+        },
+    );
+    assert_eq!(e.route(&peer, later + 500), Some(other));
 }

@@ -210,6 +210,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         selection: cfg.selection,
         user: cfg.user.as_ref().map(|u| u.credentials.clone()),
         tcp: cfg.tcp,
+        authenticated_paths: matches!(cfg.transform, transform_id::AEAD | transform_id::AEAD_GCM),
     };
     let (control_tx, control_rx) = datapath::control_queue();
     {
@@ -373,6 +374,14 @@ impl Shell {
                 }
                 Action::RoutesChanged => self.publish(m),
                 Action::HeaderKey(key) => self.shared.tunnel.set_dynamic_key(key.header_key()),
+                Action::Probe { mac, to } => {
+                    let mut slot = Slot::default();
+                    if let Some(r) = self.shared.tunnel.probe(datapath::now(), mac, &mut slot)
+                        && let Err(e) = self.udp.send_to(&slot.0[r], to)
+                    {
+                        debug!(%to, error = %e, "probe not sent");
+                    }
+                }
                 Action::PeerEvent { action, mac, sock } => {
                     self.ctl.subs.post_peer(action, mac, sock);
                 }

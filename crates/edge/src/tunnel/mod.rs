@@ -254,6 +254,15 @@ impl Tunnel {
         }
     }
 
+    /// `-A6`/`-A7`: a path probe to `dst`, an authenticated PACKET with an empty frame, sealed
+    /// in `slot`; its range there. The peer's Tunnel delivers nothing but tells its machine
+    /// that the path it came by is authentic.
+    pub fn probe(&self, now: Now, dst: Mac, slot: &mut Slot) -> Option<Range<usize>> {
+        let mut tx = self.tx.lock().ok()?;
+        tx.sealer
+            .seal(&self.cfg, &self.stamps, &mut slot.0, 0, dst, now.wall_us)
+    }
+
     /// Counts drops that happen outside the tunnel (send failures, a full control queue).
     pub fn count_drop(&self, reason: DropReason, n: u64) {
         self.counters.drop(reason, n);

@@ -279,12 +279,13 @@ impl Tunnel {
                 })
         } else {
             routes.heard_directly(&p.src_mac, from, now.mono_us);
-            rx.hints
-                .allow(p.src_mac, now.mono_us)
-                .then_some(PeerHint::Direct {
-                    mac: p.src_mac,
-                    from,
-                })
+            // An authenticated path probe (an empty frame) is always passed on: the machine
+            // waits for it to use the path.
+            let probe = frame.is_empty() && rx.open.is_authenticated();
+            (probe || rx.hints.allow(p.src_mac, now.mono_us)).then_some(PeerHint::Direct {
+                mac: p.src_mac,
+                from,
+            })
         };
         let plain = if decompressed {
             &out[frame.clone()]

@@ -426,3 +426,27 @@ fn keep_alives_over_the_direct_path_keep_it_fresh() {
     ));
     assert_eq!(a.direct_path(Now::at(T0 + 20 * S), &B), Some(sock(0xb)));
 }
+
+#[test]
+fn an_authenticated_path_probe_is_reported_never_delivered() {
+    let (a, b) = (tunnel(A, true, false), tunnel(B, true, false));
+    for t in [&a, &b] {
+        t.set_view(registered(vec![]));
+    }
+    let now = Now::at(T0);
+    // A frame first: the hint limiter has just spoken for A.
+    let (d, _) = send(&a, now, &frame(A, B));
+    assert!(receive(&b, now, sock(2), &d).0.is_some());
+    let mut slot = Slot::default();
+    let r = a.probe(now, B, &mut slot).expect("sealed");
+    let probe = slot.0[r].to_vec();
+    let (delivered, r) = receive(&b, now, sock(2), &probe);
+    assert!(delivered.is_none(), "a probe carries no frame");
+    assert!(
+        matches!(r, Decap::Drop { hint: Some(PeerHint::Direct { mac: A, from }), .. } if from == sock(2)),
+        "{r:?}"
+    );
+    // Replayed, it is refused before any hint.
+    let (_, r) = receive(&b, now, sock(2), &probe);
+    assert!(matches!(r, Decap::Drop { hint: None, .. }), "{r:?}");
+}
