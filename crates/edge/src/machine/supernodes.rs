@@ -352,6 +352,7 @@ impl Edge {
         let next = self.best_supernode(Some(cur));
         warn!(from = %self.sns[cur].addr, to = %self.sns[next].addr, "no answer from the supernode; trying the next one");
         self.sn_index = next;
+        self.confirm_socket = true;
         self.watch.heard_us = now_us;
         self.actions.push_back(Action::RoutesChanged);
     }

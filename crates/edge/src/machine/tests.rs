@@ -450,16 +450,31 @@ fn with_authenticated_paths_only_an_authenticated_packet_confirms_or_moves_a_pat
         "{actions:?}"
     );
     assert!(!actions.contains(&Action::RoutesChanged));
-    // The peer's authenticated packet from there (its answer to our probe): used.
-    e.handle_hint(
-        T0 + 300,
-        PeerHint::Direct {
-            mac: peer,
-            from: public,
-        },
-    );
+    // The peer's authenticated packet from there (its answer to our probe): used, and probed
+    // back, in case the peer waits for one from us (one-way traffic would not send it).
+    let direct = PeerHint::Direct {
+        mac: peer,
+        from: public,
+    };
+    e.handle_hint(T0 + 300, direct);
     assert_eq!(e.route(&peer, T0 + 400), Some(public));
-    assert!(drain(&mut e).1.contains(&Action::RoutesChanged));
+    let (_, actions) = drain(&mut e);
+    assert!(actions.contains(&Action::RoutesChanged));
+    assert!(
+        actions.contains(&Action::Probe {
+            mac: peer,
+            to: public
+        }),
+        "{actions:?}"
+    );
+    // Already verified: its next packets ask for nothing more (the exchange ends).
+    e.handle_hint(T0 + 1_500_000, direct);
+    assert!(
+        !drain(&mut e)
+            .1
+            .iter()
+            .any(|a| matches!(a, Action::Probe { .. }))
+    );
     // The path goes quiet; the supernode names another socket and an ACK comes from there
     // (an attacker who can answer there): the verified path does not move...
     let later = T0 + 15 * S;
@@ -492,4 +507,49 @@ fn with_authenticated_paths_only_an_authenticated_packet_confirms_or_moves_a_pat
         },
     );
     assert_eq!(e.route(&peer, later + 500), Some(other));
+}
+
+#[test]
+fn with_authenticated_paths_an_ack_from_a_vouched_socket_is_used_at_once_and_probed_back() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    e.cfg.authenticated_paths = true;
+    drain(&mut e);
+    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    let public = SocketAddr::from(([198, 18, 2, 2], 50000));
+    // The peer's probe arrives first (it got our REGISTER's ACK before we got its own).
+    e.handle_hint(
+        T0,
+        PeerHint::Direct {
+            mac: peer,
+            from: public,
+        },
+    );
+    assert_eq!(e.route(&peer, T0 + 1), None, "no path before an ACK");
+    let (tx, _) = drain(&mut e);
+    assert!(
+        tx.iter()
+            .any(|(dst, d)| *dst == public && matches!(d.msg, Message::Register(_)))
+    );
+    let ack = Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::EMPTY,
+        Message::RegisterAck(RegisterAck {
+            cookie: cookie::REGULAR,
+            dst_mac: e.mac(),
+            src_mac: peer,
+            sock: None,
+        }),
+    );
+    e.handle_control(T0 + 100, public, ack);
+    assert_eq!(e.route(&peer, T0 + 200), Some(public));
+    let (_, actions) = drain(&mut e);
+    assert!(actions.contains(&Action::RoutesChanged));
+    // Our probe back is what the peer waits for if only we ever send to it.
+    assert!(
+        actions.contains(&Action::Probe {
+            mac: peer,
+            to: public
+        }),
+        "{actions:?}"
+    );
 }

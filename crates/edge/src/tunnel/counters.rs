@@ -28,6 +28,8 @@ pub enum DropReason {
     Decompress,
     #[error("frame shorter than an Ethernet header")]
     TooShort,
+    #[error("a path probe (-A6/-A7): authentic, carries no frame")]
+    PathProbe,
     #[error("multicast without -E")]
     Multicast,
     #[error("IPv4 address not ours without -r")]
@@ -47,7 +49,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Header,
         DropReason::Decode,
         DropReason::Foreign,
@@ -58,6 +60,7 @@ impl DropReason {
         DropReason::Auth,
         DropReason::Decompress,
         DropReason::TooShort,
+        DropReason::PathProbe,
         DropReason::Multicast,
         DropReason::NotOurs,
         DropReason::Rule,

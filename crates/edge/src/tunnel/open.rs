@@ -268,6 +268,9 @@ impl Tunnel {
         let relayed = d.flags.contains(Flags::FROM_SUPERNODE);
         let unicast = !p.dst_mac.is_multi_or_broadcast();
         self.counters.received(relayed, !unicast, now.wall_us);
+        // An authenticated path probe (an empty frame): always passed on when it came
+        // directly, since the machine waits for it to use the path.
+        let probe = frame.is_empty() && rx.open.is_authenticated();
         let hint = if relayed {
             p.sock
                 .filter(|s| !s.is_loopback() && !routes.peers.contains_key(&p.src_mac))
@@ -279,9 +282,6 @@ impl Tunnel {
                 })
         } else {
             routes.heard_directly(&p.src_mac, from, now.mono_us);
-            // An authenticated path probe (an empty frame) is always passed on: the machine
-            // waits for it to use the path.
-            let probe = frame.is_empty() && rx.open.is_authenticated();
             (probe || rx.hints.allow(p.src_mac, now.mono_us)).then_some(PeerHint::Direct {
                 mac: p.src_mac,
                 from,
@@ -292,6 +292,12 @@ impl Tunnel {
         } else {
             &data[frame.clone()]
         };
+        if probe {
+            return Decap::Drop {
+                reason: DropReason::PathProbe,
+                hint,
+            };
+        }
         if let Some(reason) = frame::rx_check(plain, routes.own_ip, &self.cfg) {
             return Decap::Drop { reason, hint };
         }

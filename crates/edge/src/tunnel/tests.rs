@@ -443,7 +443,7 @@ fn an_authenticated_path_probe_is_reported_never_delivered() {
     let (delivered, r) = receive(&b, now, sock(2), &probe);
     assert!(delivered.is_none(), "a probe carries no frame");
     assert!(
-        matches!(r, Decap::Drop { hint: Some(PeerHint::Direct { mac: A, from }), .. } if from == sock(2)),
+        matches!(r, Decap::Drop { reason: DropReason::PathProbe, hint: Some(PeerHint::Direct { mac: A, from }) } if from == sock(2)),
         "{r:?}"
     );
     // Replayed, it is refused before any hint.

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 /// Default copies per second per source address (`--max-broadcast-rate`); a burst of two
 /// seconds' worth is allowed.
 pub const DEFAULT_BROADCAST_RATE: u32 = 16_384;
-/// Sources tracked at once; beyond it broadcasts from new sources wait for the next purge.
+/// Sources tracked at once. Sources are registered edges' addresses (the supernode relays
+/// for nobody else), so more than this broadcasting within two seconds is a very large
+/// supernode: the untracked ones go unlimited rather than silenced.
 const MAX_SOURCES: usize = 65_536;
 
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +24,8 @@ struct Bucket {
 pub struct FanoutBudget {
     per_sec: u64,
     buckets: HashMap<IpAddr, Bucket>,
+    /// When the table is full, full buckets are swept at most this often.
+    next_sweep_us: u64,
 }
 
 impl FanoutBudget {
@@ -30,6 +34,7 @@ impl FanoutBudget {
         FanoutBudget {
             per_sec: per_sec.into(),
             buckets: HashMap::new(),
+            next_sweep_us: 0,
         }
     }
 
@@ -39,12 +44,18 @@ impl FanoutBudget {
 
     /// Takes `copies` from `src`'s budget; `false` (and nothing taken) if they are not there.
     pub fn take(&mut self, src: IpAddr, copies: usize, now_us: u64) -> bool {
-        if self.per_sec == 0 {
+        if self.per_sec == 0 || copies == 0 {
             return true;
         }
         let burst = self.burst_micro();
         if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&src) {
-            return false;
+            if now_us >= self.next_sweep_us {
+                self.next_sweep_us = now_us + 1_000_000;
+                self.purge(now_us);
+            }
+            if self.buckets.len() >= MAX_SOURCES {
+                return true;
+            }
         }
         let b = self.buckets.entry(src).or_insert(Bucket {
             micro: burst,
@@ -102,5 +113,23 @@ mod tests {
         b.purge(30_000_000);
         assert_eq!(b.sources(), 0);
         assert!(FanoutBudget::new(0).take(src, usize::MAX, 0), "0: no limit");
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_never_silences_a_new_source() {
+        let mut b = FanoutBudget::new(100);
+        assert!(b.take(IpAddr::from([192, 0, 2, 1]), 0, 0));
+        assert_eq!(b.sources(), 0, "nothing to send, nothing tracked");
+        for i in 0..MAX_SOURCES as u32 {
+            assert!(b.take(IpAddr::from(i.to_be_bytes()), 1, 0));
+        }
+        // Full of sources still spending: a new one is let through, untracked.
+        let new = IpAddr::from([203, 0, 113, 1]);
+        assert!(b.take(new, 150, 1));
+        assert_eq!(b.sources(), MAX_SOURCES);
+        // Once the others have filled up again, the sweep makes room and it is tracked.
+        assert!(b.take(new, 150, 10_000_000));
+        assert_eq!(b.sources(), 1);
+        assert!(!b.take(new, 100, 10_000_000), "its budget now counts");
     }
 }

@@ -550,13 +550,17 @@ impl Supernode {
         self.forward(m, &d, r.src_mac, r.dst_mac, HeaderSpan::Whole, out)
     }
 
-    /// We relay only for our own registered edges (or what a federation member passes on):
-    /// nobody else can use the supernode to reflect traffic into the community.
+    /// We relay only for our own registered edges, from the address each registered from
+    /// (its port may change behind a NAT), or what a federation member passes on: a host
+    /// that is not an edge here cannot use the supernode to send into a community, and the
+    /// broadcast budget is charged to a registered edge's address.
     fn check_sender(&self, m: &Inbound<'_>, src: &Mac) -> Result<(), DropReason> {
-        if m.relayed_by_supernode() || self.communities[m.community].edges.contains_key(src) {
-            Ok(())
-        } else {
-            Err(DropReason::UnknownSender)
+        if m.relayed_by_supernode() {
+            return Ok(());
+        }
+        match self.communities[m.community].edges.get(src) {
+            Some(e) if e.sock.ip() == m.from.ip() => Ok(()),
+            _ => Err(DropReason::UnknownSender),
         }
     }
 

@@ -16,7 +16,8 @@ pub enum DropReason {
     /// the address created its most communities (`--max-communities-per-ip`).
     SourceFull,
     UnknownDestination,
-    /// A PACKET or REGISTER to relay from a MAC that is not registered here.
+    /// A PACKET or REGISTER to relay from a MAC that is not registered here, or not from the
+    /// address it registered from.
     UnknownSender,
     /// A broadcast beyond its source address's fan-out budget (`--max-broadcast-rate`).
     BroadcastBudget,

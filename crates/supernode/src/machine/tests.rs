@@ -525,6 +525,16 @@ fn nobody_unregistered_can_use_the_relay() {
     let out = feed(&mut s, T0, 9, packet("net", mac(9), mac(2), b"hello"));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].1, vec![from(2)]);
+    // Its MAC used from another address: not relayed (edge 9's own port may change, its
+    // address may not).
+    let out = feed(&mut s, T0, 8, packet("net", mac(9), mac(2), b"hello"));
+    assert!(out.is_empty(), "{out:?}");
+    let mut moved = packet("net", mac(9), mac(2), b"hello");
+    let mut o = Outbox::default();
+    let new_port = SocketAddr::from(([198, 18, 0, 9], 41000));
+    s.handle_datagram(T0, new_port, &mut moved, &mut o);
+    assert_eq!(o.transmits().len(), 1, "a new port behind the same address");
+    assert!(s.stats().dropped > dropped);
 }
 
 #[test]
