@@ -523,8 +523,10 @@ impl SimNet {
                 hint
             }
             Decap::Control(c) => {
-                e.machine
-                    .handle_control_opened(now, c.from, c.datagram, c.trailer);
+                // A refusal is counted in the machine's stats, as in production.
+                let _refused = e
+                    .machine
+                    .handle_datagram(now, c.from, c.datagram, c.trailer);
                 None
             }
             Decap::Drop { hint, .. } => hint,

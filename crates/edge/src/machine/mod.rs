@@ -5,6 +5,7 @@
 //! an offset for the `-H` stamps of what it sends ([`Edge::set_wall_clock`]).
 
 mod peers;
+mod refusal;
 mod selection;
 mod supernodes;
 mod user_auth;
@@ -21,6 +22,7 @@ use n2n_proto::{
 use tracing::{debug, info, warn};
 
 pub use peers::{Details, Known, Pending};
+pub use refusal::Refusal;
 pub use selection::Selection;
 pub use supernodes::{KnownSupernode, SupernodeWatch};
 pub use user_auth::UserCredentials;
@@ -150,6 +152,8 @@ pub struct EdgeStats {
     pub last_super_us: u64,
     pub last_p2p_us: u64,
     pub naks: u64,
+    /// Control messages refused, by [`Refusal::index`].
+    pub refused: [u64; Refusal::ALL.len()],
 }
 
 /// The edge machine.
@@ -535,20 +539,36 @@ impl Edge {
     /// A control datagram, header already opened, time stamp checked (the Tunnel's one
     /// replay table) and decoded.
     pub fn handle_control(&mut self, now_us: u64, from: SocketAddr, d: Datagram) {
-        self.handle_control_opened(now_us, from, d, None);
+        let _counted = self.handle_datagram(now_us, from, d, None);
     }
 
-    /// [`Self::handle_control`] for a header the static key opened over all but a 16-byte
-    /// trailer (user/password): `trailer` is the hash of the encrypted bytes and the trailer.
-    pub fn handle_control_opened(
+    /// Acts on a control datagram the Tunnel opened and decoded (`trailer`: for a header the
+    /// static key opened over all but a 16-byte trailer (user/password), the hash of the
+    /// encrypted bytes and the trailer). A refusal is counted and says why.
+    pub fn handle_datagram(
         &mut self,
         now_us: u64,
         from: SocketAddr,
         d: Datagram,
         trailer: Option<([u8; 16], [u8; 16])>,
-    ) {
+    ) -> Result<(), Refusal> {
+        let r = self.control(now_us, from, d, trailer);
+        if let Err(reason) = r {
+            self.stats.refused[reason.index()] += 1;
+            debug!(%from, %reason, "refused a control message");
+        }
+        r
+    }
+
+    fn control(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        d: Datagram,
+        trailer: Option<([u8; 16], [u8; 16])>,
+    ) -> Result<(), Refusal> {
         if d.community.as_bytes() != self.cfg.community.as_bytes() {
-            return;
+            return Err(Refusal::ForeignCommunity);
         }
         if let Some(user) = &self.cfg.user {
             // Only the supernode's answers come under the static key, the ACK with our
@@ -560,13 +580,12 @@ impl Edge {
                 (_, t) => t.is_none(),
             };
             if !ok {
-                debug!(%from, "dropped a control message under the wrong key or trailer");
-                return;
+                return Err(Refusal::WrongKey);
             }
         }
         let from_sn = d.flags.contains(Flags::FROM_SUPERNODE);
         match d.msg {
-            Message::RegisterSuperAck(ack) => self.on_ack(now_us, from, ack),
+            Message::RegisterSuperAck(ack) => return self.on_ack(now_us, from, ack),
             Message::RegisterSuperNak(nak) if self.sn_wait && nak.cookie == self.sn_cookie => {
                 self.stats.naks += 1;
                 if nak.src_mac == self.cfg.mac {
@@ -600,9 +619,18 @@ impl Edge {
                 }
                 self.note_details(&r);
             }
+            Message::RegisterSuperNak(_) => return Err(Refusal::StaleAnswer),
+            Message::ReRegisterSuper if self.cfg.user.is_none() => return Err(Refusal::Unexpected),
+            Message::ReRegisterSuper if from_sn && from == self.supernode() => {
+                return Err(Refusal::TooSoon);
+            }
+            Message::PeerInfo(_) | Message::ReRegisterSuper => {
+                return Err(Refusal::NotOurSupernode);
+            }
+            Message::Register(_) if from_sn => return Err(Refusal::NotOurSupernode),
             Message::Register(r) => {
                 if r.dst_mac != self.cfg.mac || !self.cfg.p2p {
-                    return;
+                    return Err(Refusal::NotForUs);
                 }
                 // A neighbour that heard us on the LAN group registers with MCAST: our
                 // registration back keeps that rank, whichever of the two exchanges confirms
@@ -613,9 +641,10 @@ impl Edge {
                 };
                 self.answer_register(now_us, from, &r, back);
             }
-            Message::RegisterAck(a) if !from_sn => self.on_register_ack(now_us, from, a),
-            _ => debug!(%from, "ignored a control message"),
+            Message::RegisterAck(a) if !from_sn => return self.on_register_ack(now_us, from, a),
+            _ => return Err(Refusal::Unexpected),
         }
+        Ok(())
     }
 
     /// The supernode in use, by the address we send to or the one its ACK came from.
@@ -623,9 +652,14 @@ impl Edge {
         from == self.supernode() || self.sn_answered_from == Some(from)
     }
 
-    fn on_ack(&mut self, now_us: u64, from: SocketAddr, ack: RegisterSuperAck) {
+    fn on_ack(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        ack: RegisterSuperAck,
+    ) -> Result<(), Refusal> {
         if !self.sn_wait || ack.cookie != self.sn_cookie {
-            return;
+            return Err(Refusal::StaleAnswer);
         }
         self.sn_answered_from = Some(from);
         if let Some(user) = &self.cfg.user {
@@ -633,7 +667,7 @@ impl Edge {
                 warn!(
                     "the supernode's answer does not prove it knows our user; wrong federation public key (-P)?"
                 );
-                return;
+                return Err(Refusal::BadAnswer);
             };
             if !self.registered {
                 info!("authenticated with username and password");
@@ -658,7 +692,7 @@ impl Edge {
                 // exit on what the network says.
                 warn!(address = %ack.dev_addr, "the supernode assigned no usable address");
                 self.sn_wait = true;
-                return;
+                return Err(Refusal::UnusableAddress);
             }
             info!(address = %ack.dev_addr, "address assigned by the supernode");
             self.cfg.dev_addr = Some(ack.dev_addr);
@@ -666,7 +700,7 @@ impl Edge {
                 .push_back(Action::AddressAssigned(ack.dev_addr));
             // Now register for real, with our MAC and address.
             self.register_super(now_us);
-            return;
+            return Ok(());
         }
         if !self.registered {
             self.registered = true;
@@ -678,6 +712,7 @@ impl Edge {
         if self.confirming {
             self.register_super(now_us);
         }
+        Ok(())
     }
 }
 

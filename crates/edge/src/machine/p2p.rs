@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use n2n_proto::msg::*;
 use n2n_proto::{Datagram, Flags, IpSubnet, Mac, Message, cookie};
-use tracing::{debug, info};
+use tracing::info;
 
 use super::*;
 
@@ -148,9 +148,14 @@ impl Edge {
         self.send_register(p.mac, sock, cookie::REGULAR, now_us);
     }
 
-    pub(super) fn on_register_ack(&mut self, now_us: u64, from: SocketAddr, a: RegisterAck) {
+    pub(super) fn on_register_ack(
+        &mut self,
+        now_us: u64,
+        from: SocketAddr,
+        a: RegisterAck,
+    ) -> Result<(), Refusal> {
         if a.dst_mac != self.cfg.mac || !self.cfg.p2p {
-            return;
+            return Err(Refusal::NotForUs);
         }
         // Only an answer from where we registered: the known path itself, or a socket a
         // pending registration went to.
@@ -160,13 +165,12 @@ impl Edge {
                 .get(&a.src_mac)
                 .is_some_and(|p| p.probed(&from));
         if !expected {
-            debug!(peer = %a.src_mac, %from, "dropped a REGISTER_ACK we did not ask for");
-            return;
+            return Err(Refusal::Unasked);
         }
         let details = self.pending.remove(&a.src_mac).map(|p| p.details);
         let fresh = !self.known.contains_key(&a.src_mac);
         if fresh && self.known.len() >= MAX_PEERS {
-            return;
+            return Err(Refusal::Full);
         }
         let auth = self.cfg.authenticated_paths;
         let vouched = self.vouched.get(&a.src_mac) == Some(&from);
@@ -178,7 +182,7 @@ impl Edge {
         // Spec §7.5: a path ranked lower (e.g. NAT after LAN) replaces a recent one only
         // after 15 s.
         if moved && a.cookie < k.cookie && now_us < k.confirmed_us + PATH_HOLD_US {
-            return;
+            return Ok(());
         }
         if auth && moved && k.verified && !vouched {
             // An unauthenticated ACK never moves a verified path: the new socket must first
@@ -188,7 +192,7 @@ impl Edge {
                 mac: a.src_mac,
                 to: from,
             });
-            return;
+            return Ok(());
         }
         let was_verified = k.verified && !fresh;
         k.verified = !auth || vouched || (k.verified && !moved && !fresh);
@@ -206,7 +210,7 @@ impl Edge {
                 mac: a.src_mac,
                 to: from,
             });
-            return;
+            return Ok(());
         }
         if !was_verified || moved {
             self.path_confirmed(now_us, a.src_mac, from);
@@ -219,6 +223,7 @@ impl Edge {
                 });
             }
         }
+        Ok(())
     }
 
     /// A direct path to `mac` at `from` is in use from now on.

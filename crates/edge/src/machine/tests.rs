@@ -553,3 +553,109 @@ fn with_authenticated_paths_an_ack_from_a_vouched_socket_is_used_at_once_and_pro
         "{actions:?}"
     );
 }
+
+#[test]
+fn every_refusal_says_why_and_is_counted() {
+    let mut e = edge(addr(), vec![sn(1)]);
+    let cookie = sent_cookie(&drain(&mut e).0);
+    let stranger = SocketAddr::from(([203, 0, 113, 66], 4444));
+    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    let msg = |c: &str, flags, m| Datagram::new(Community::new(c).expect("valid"), flags, m);
+    let ack = |cookie| RegisterSuperAck {
+        cookie,
+        src_mac: Mac([2, 0, 0, 0, 0, 0xfe]),
+        dev_addr: IpSubnet::UNSPECIFIED,
+        lifetime: 15,
+        sock: Sock::from(stranger),
+        auth: Auth::NONE,
+        supernodes: Vec::new(),
+        key_time: 0,
+    };
+    let info = PeerInfo {
+        aflags: 0,
+        src_mac: Mac::NULL,
+        mac: peer,
+        sock: Sock::from(stranger),
+        preferred_sock: None,
+        load: 0,
+        uptime: 0,
+        version: Default::default(),
+    };
+    let register = |dst| Register {
+        cookie: cookie::REGULAR,
+        src_mac: peer,
+        dst_mac: dst,
+        sock: None,
+        dev_addr: IpSubnet::UNSPECIFIED,
+        desc: Desc::default(),
+    };
+    let reg_ack = RegisterAck {
+        cookie: cookie::REGULAR,
+        dst_mac: e.mac(),
+        src_mac: peer,
+        sock: None,
+    };
+    let cases = [
+        (
+            msg(
+                "other",
+                Flags::EMPTY,
+                Message::RegisterSuperAck(ack(cookie)),
+            ),
+            sn(1),
+            Refusal::ForeignCommunity,
+        ),
+        (
+            msg(
+                "test",
+                Flags::EMPTY,
+                Message::RegisterSuperAck(ack(cookie ^ 1)),
+            ),
+            sn(1),
+            Refusal::StaleAnswer,
+        ),
+        (
+            msg("test", Flags::FROM_SUPERNODE, Message::PeerInfo(info)),
+            stranger,
+            Refusal::NotOurSupernode,
+        ),
+        (
+            msg(
+                "test",
+                Flags::FROM_SUPERNODE,
+                Message::Register(register(e.mac())),
+            ),
+            stranger,
+            Refusal::NotOurSupernode,
+        ),
+        (
+            msg("test", Flags::EMPTY, Message::Register(register(peer))),
+            stranger,
+            Refusal::NotForUs,
+        ),
+        (
+            msg("test", Flags::EMPTY, Message::RegisterAck(reg_ack)),
+            stranger,
+            Refusal::Unasked,
+        ),
+        (
+            msg("test", Flags::EMPTY, Message::Ping),
+            stranger,
+            Refusal::Unexpected,
+        ),
+    ];
+    for (d, from, why) in cases {
+        let before = e.stats().refused[why.index()];
+        assert_eq!(e.handle_datagram(T0, from, d, None), Err(why));
+        assert_eq!(
+            e.stats().refused[why.index()],
+            before + 1,
+            "{why:?} counted"
+        );
+    }
+    assert!(!e.is_registered(), "nothing of it registered us");
+    // The real answer is taken.
+    let ok = msg("test", Flags::EMPTY, Message::RegisterSuperAck(ack(cookie)));
+    assert_eq!(e.handle_datagram(T0, sn(1), ok, None), Ok(()));
+    assert!(e.is_registered());
+}

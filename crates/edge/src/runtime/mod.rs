@@ -431,7 +431,8 @@ impl Shell {
             tokio::select! {
                 msg = control.recv() => match msg {
                     Some(ToControl::Datagram(c)) => {
-                        m.handle_control_opened(mono_micros(), c.from, c.datagram, c.trailer);
+                        // Refusals are counted by the machine (EdgeStats::refused).
+                        let _refused = m.handle_datagram(mono_micros(), c.from, c.datagram, c.trailer);
                     }
                     Some(ToControl::Hint(h)) => m.handle_hint(mono_micros(), h),
                     Some(ToControl::LinkUp) => m.link_up(mono_micros()),
