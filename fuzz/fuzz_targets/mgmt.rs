@@ -13,21 +13,12 @@ use n2n_supernode::machine::{MachineConfig, Supernode};
 
 fn edge() -> Edge {
     let cfg = EdgeMachineConfig {
-        community: community(),
-        mac: Mac([2, 0, 0, 0, 0, 2]),
         desc: Desc::from_text("fuzz"),
-        dev_addr: None,
-        supernodes: vec![([192, 0, 2, 1], 7654).into()],
-        register_interval_us: 20_000_000,
-        p2p: true,
-        header_key: None,
-        preferred: None,
-        lan_discovery: false,
-        register_ttl: 0,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(
+            community(),
+            Mac([2, 0, 0, 0, 0, 2]),
+            vec![([192, 0, 2, 1], 7654).into()],
+        )
     };
     Edge::new(
         cfg,

@@ -265,24 +265,17 @@ impl SimNet {
         let n = id as u32 + 1;
         let b = n.to_be_bytes();
         let cfg = EdgeMachineConfig {
-            community: self.community,
-            mac: Mac([2, 0, b[0], b[1], b[2], b[3]]),
             desc: Desc::from_text(&format!("edge{id}")),
             dev_addr: Some(IpSubnet::new(offset(Ipv4Addr::new(10, 0, 0, 0), n), 8)),
-            supernodes: supernodes
-                .iter()
-                .map(|&i| SocketAddr::V4(self.sns[i].addr))
-                .collect(),
             register_interval_us: interval_s * 1_000_000,
-            p2p: true,
-            header_key: None,
-            preferred: None,
-            lan_discovery: false,
-            register_ttl: 0,
-            selection: Default::default(),
-            user: None,
-            tcp: false,
-            authenticated_paths: false,
+            ..EdgeMachineConfig::new(
+                self.community,
+                Mac([2, 0, b[0], b[1], b[2], b[3]]),
+                supernodes
+                    .iter()
+                    .map(|&i| SocketAddr::V4(self.sns[i].addr))
+                    .collect(),
+            )
         };
         let seed = self.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9);
         let stamps = Arc::new(StampGenerator::default());

@@ -18,21 +18,13 @@ use n2n_proto::{Community, Datagram, Desc, IpSubnet, Mac};
 fn the_machine_survives_every_captured_and_mutated_datagram() {
     let sn: SocketAddr = "192.0.2.1:7654".parse().expect("addr");
     let cfg = EdgeMachineConfig {
-        community: Community::new("n2nvectors").expect("valid"),
-        mac: Mac([2, 0, 0, 0, 0, 1]),
         desc: Desc::from_text("edge1"),
         dev_addr: Some(IpSubnet::new([10, 99, 0, 1].into(), 24)),
-        supernodes: vec![sn],
-        register_interval_us: 20_000_000,
-        p2p: true,
-        header_key: None,
-        preferred: None,
-        lan_discovery: false,
-        register_ttl: 0,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(
+            Community::new("n2nvectors").expect("valid"),
+            Mac([2, 0, 0, 0, 0, 1]),
+            vec![sn],
+        )
     };
     let t0 = 1_795_543_491_000_000;
     let mut e = Edge::new(

@@ -68,21 +68,9 @@ fn sent_cookie(e: &mut Edge) -> u32 {
 /// the data path's configuration.)
 fn machine() -> Edge {
     let cfg = EdgeMachineConfig {
-        community: comm(),
-        mac: mac(1),
         desc: Desc::from_text("me"),
         dev_addr: Some(IpSubnet::new([10, 0, 0, 1].into(), 24)),
-        supernodes: vec![sn(1)],
-        register_interval_us: 20 * S,
-        p2p: true,
-        header_key: None,
-        preferred: None,
-        lan_discovery: false,
-        register_ttl: 0,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
     };
     let mut e = Edge::new(
         cfg,
@@ -623,21 +611,8 @@ fn text_commands_as_the_reference() {
 fn a_fresh_edge_prints_zero_times_as_the_reference() {
     // Not registered, no peers: the headings and totals share datagrams; "now - 0" seconds.
     let cfg = EdgeMachineConfig {
-        community: comm(),
-        mac: mac(1),
         desc: Desc::from_text("me"),
-        dev_addr: None,
-        supernodes: vec![sn(1)],
-        register_interval_us: 20 * S,
-        p2p: true,
-        header_key: None,
-        preferred: None,
-        lan_discovery: false,
-        register_ttl: 0,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
     };
     let edge = Edge::new(
         cfg,

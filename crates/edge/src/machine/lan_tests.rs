@@ -22,21 +22,11 @@ fn community() -> Community {
 
 fn edge(lan_discovery: bool, register_ttl: u8) -> Edge {
     let cfg = EdgeMachineConfig {
-        community: community(),
-        mac: Mac([2, 0, 0, 0, 0, 1]),
         desc: Desc::from_text("me"),
         dev_addr: Some(IpSubnet::new([10, 0, 0, 1].into(), 24)),
-        supernodes: vec![sn()],
-        register_interval_us: 20 * S,
-        p2p: true,
-        header_key: None,
-        preferred: None,
         lan_discovery,
         register_ttl,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(community(), Mac([2, 0, 0, 0, 0, 1]), vec![sn()])
     };
     Edge::new(
         cfg,

@@ -144,6 +144,30 @@ pub struct EdgeMachineConfig {
     pub authenticated_paths: bool,
 }
 
+impl EdgeMachineConfig {
+    /// n2n's defaults for the rest: no address yet, no description, registration every 20 s,
+    /// peer-to-peer on, no `-H`, no LAN discovery, `-L 0`, selection by load, no user, UDP.
+    pub fn new(community: Community, mac: Mac, supernodes: Vec<SocketAddr>) -> Self {
+        EdgeMachineConfig {
+            community,
+            mac,
+            desc: Desc::default(),
+            dev_addr: None,
+            supernodes,
+            register_interval_us: 20_000_000,
+            p2p: true,
+            header_key: None,
+            preferred: None,
+            lan_discovery: false,
+            register_ttl: 0,
+            selection: Selection::default(),
+            user: None,
+            tcp: false,
+            authenticated_paths: false,
+        }
+    }
+}
+
 /// Counters for the management API.
 #[derive(Debug, Default, Clone)]
 pub struct EdgeStats {

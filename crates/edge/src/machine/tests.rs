@@ -26,21 +26,13 @@ pub(super) fn edge(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> E
 
 pub(super) fn config(dev_addr: Option<IpSubnet>, supernodes: Vec<SocketAddr>) -> EdgeMachineConfig {
     EdgeMachineConfig {
-        community: Community::new("test").expect("valid"),
-        mac: Mac([2, 0, 0, 0, 0, 1]),
         desc: Desc::from_text("me"),
         dev_addr,
-        supernodes,
-        register_interval_us: 20 * S,
-        p2p: true,
-        header_key: None,
-        preferred: None,
-        lan_discovery: false,
-        register_ttl: 0,
-        selection: Default::default(),
-        user: None,
-        tcp: false,
-        authenticated_paths: false,
+        ..EdgeMachineConfig::new(
+            Community::new("test").expect("valid"),
+            Mac([2, 0, 0, 0, 0, 1]),
+            supernodes,
+        )
     }
 }
 
@@ -397,159 +389,127 @@ fn the_first_registration_is_stamped_with_the_wall_clock() {
     assert!(n2n_crypto::header_enc::stamp_in_frame(stamp, T0));
 }
 
-#[test]
-fn with_authenticated_paths_only_an_authenticated_packet_confirms_or_moves_a_path() {
-    let mut e = edge(addr(), vec![sn(1)]);
-    e.cfg.authenticated_paths = true;
-    drain(&mut e);
-    let peer = Mac([2, 0, 0, 0, 0, 2]);
-    let (public, other) = (
-        SocketAddr::from(([198, 18, 2, 2], 50000)),
-        SocketAddr::from(([198, 18, 9, 9], 40000)),
-    );
-    let relayed = |sock: SocketAddr| {
-        Datagram::new(
-            Community::new("test").expect("valid"),
-            Flags::FROM_SUPERNODE,
-            Message::Register(Register {
-                cookie: cookie::FORWARDED,
-                src_mac: peer,
-                dst_mac: Mac([2, 0, 0, 0, 0, 1]),
-                sock: Some(Sock::from(sock)),
-                dev_addr: IpSubnet::UNSPECIFIED,
-                desc: Desc::default(),
-            }),
-        )
-    };
-    let ack = Datagram::new(
+const PEER: Mac = Mac([2, 0, 0, 0, 0, 2]);
+
+/// The peer's REGISTER_ACK to our REGISTER.
+fn peer_ack() -> Datagram {
+    Datagram::new(
         Community::new("test").expect("valid"),
         Flags::EMPTY,
         Message::RegisterAck(RegisterAck {
             cookie: cookie::REGULAR,
-            dst_mac: e.mac(),
-            src_mac: peer,
+            dst_mac: Mac([2, 0, 0, 0, 0, 1]),
+            src_mac: PEER,
             sock: None,
         }),
+    )
+}
+
+/// The peer's REGISTER relayed by the supernode, naming `sock` as the peer's.
+fn relayed_register(sock: SocketAddr) -> Datagram {
+    Datagram::new(
+        Community::new("test").expect("valid"),
+        Flags::FROM_SUPERNODE,
+        Message::Register(Register {
+            cookie: cookie::FORWARDED,
+            src_mac: PEER,
+            dst_mac: Mac([2, 0, 0, 0, 0, 1]),
+            sock: Some(Sock::from(sock)),
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::default(),
+        }),
+    )
+}
+
+/// An authenticated packet from the peer at `from` (the Tunnel's hint).
+fn authentic(from: SocketAddr) -> PeerHint {
+    PeerHint::Direct { mac: PEER, from }
+}
+
+/// The actions performed, and whether a path probe to the peer at `to` is among them.
+fn probes_to(e: &mut Edge, to: SocketAddr) -> (Vec<Action>, bool) {
+    let (_, actions) = drain(e);
+    let probed = actions.contains(&Action::Probe { mac: PEER, to });
+    (actions, probed)
+}
+
+fn authenticated_edge() -> Edge {
+    let mut e = edge(addr(), vec![sn(1)]);
+    e.cfg.authenticated_paths = true;
+    drain(&mut e);
+    e
+}
+
+#[test]
+fn with_authenticated_paths_only_an_authenticated_packet_confirms_or_moves_a_path() {
+    let mut e = authenticated_edge();
+    let (public, other) = (
+        SocketAddr::from(([198, 18, 2, 2], 50000)),
+        SocketAddr::from(([198, 18, 9, 9], 40000)),
     );
     // Punching towards the socket the supernode named, and the peer's ACK from there: not
     // used yet, but probed with an authenticated packet.
-    e.handle_control(T0, sn(1), relayed(public));
+    e.handle_control(T0, sn(1), relayed_register(public));
     drain(&mut e);
-    e.handle_control(T0 + 100, public, ack.clone());
+    e.handle_control(T0 + 100, public, peer_ack());
     assert_eq!(
-        e.route(&peer, T0 + 200),
+        e.route(&PEER, T0 + 200),
         None,
         "an ACK alone proves nothing"
     );
-    let (_, actions) = drain(&mut e);
+    let (actions, probed) = probes_to(&mut e, public);
     assert!(
-        actions.contains(&Action::Probe {
-            mac: peer,
-            to: public
-        }),
+        probed && !actions.contains(&Action::RoutesChanged),
         "{actions:?}"
     );
-    assert!(!actions.contains(&Action::RoutesChanged));
     // The peer's authenticated packet from there (its answer to our probe): used, and probed
     // back, in case the peer waits for one from us (one-way traffic would not send it).
-    let direct = PeerHint::Direct {
-        mac: peer,
-        from: public,
-    };
-    e.handle_hint(T0 + 300, direct);
-    assert_eq!(e.route(&peer, T0 + 400), Some(public));
-    let (_, actions) = drain(&mut e);
-    assert!(actions.contains(&Action::RoutesChanged));
+    e.handle_hint(T0 + 300, authentic(public));
+    assert_eq!(e.route(&PEER, T0 + 400), Some(public));
+    let (actions, probed) = probes_to(&mut e, public);
     assert!(
-        actions.contains(&Action::Probe {
-            mac: peer,
-            to: public
-        }),
+        probed && actions.contains(&Action::RoutesChanged),
         "{actions:?}"
     );
     // Already verified: its next packets ask for nothing more (the exchange ends).
-    e.handle_hint(T0 + 1_500_000, direct);
-    assert!(
-        !drain(&mut e)
-            .1
-            .iter()
-            .any(|a| matches!(a, Action::Probe { .. }))
-    );
+    e.handle_hint(T0 + 1_500_000, authentic(public));
+    assert!(!probes_to(&mut e, public).1);
     // The path goes quiet; the supernode names another socket and an ACK comes from there
     // (an attacker who can answer there): the verified path does not move...
     let later = T0 + 15 * S;
-    e.handle_control(later, sn(1), relayed(other));
+    e.handle_control(later, sn(1), relayed_register(other));
     drain(&mut e);
-    e.handle_control(later + 100, other, ack);
-    let (_, actions) = drain(&mut e);
+    e.handle_control(later + 100, other, peer_ack());
+    let (actions, probed) = probes_to(&mut e, other);
     assert!(
-        actions.contains(&Action::Probe {
-            mac: peer,
-            to: other
-        }),
+        probed && !actions.contains(&Action::RoutesChanged),
         "{actions:?}"
     );
-    assert!(!actions.contains(&Action::RoutesChanged));
-    e.handle_hint(
-        later + 200,
-        PeerHint::Direct {
-            mac: peer,
-            from: public,
-        },
-    );
-    assert_eq!(e.route(&peer, later + 300), Some(public), "moved by an ACK");
+    e.handle_hint(later + 200, authentic(public));
+    assert_eq!(e.route(&PEER, later + 300), Some(public), "moved by an ACK");
     // ...until an authenticated packet comes from the new socket.
-    e.handle_hint(
-        later + 400,
-        PeerHint::Direct {
-            mac: peer,
-            from: other,
-        },
-    );
-    assert_eq!(e.route(&peer, later + 500), Some(other));
+    e.handle_hint(later + 400, authentic(other));
+    assert_eq!(e.route(&PEER, later + 500), Some(other));
 }
 
 #[test]
 fn with_authenticated_paths_an_ack_from_a_vouched_socket_is_used_at_once_and_probed_back() {
-    let mut e = edge(addr(), vec![sn(1)]);
-    e.cfg.authenticated_paths = true;
-    drain(&mut e);
-    let peer = Mac([2, 0, 0, 0, 0, 2]);
+    let mut e = authenticated_edge();
     let public = SocketAddr::from(([198, 18, 2, 2], 50000));
     // The peer's probe arrives first (it got our REGISTER's ACK before we got its own).
-    e.handle_hint(
-        T0,
-        PeerHint::Direct {
-            mac: peer,
-            from: public,
-        },
-    );
-    assert_eq!(e.route(&peer, T0 + 1), None, "no path before an ACK");
+    e.handle_hint(T0, authentic(public));
+    assert_eq!(e.route(&PEER, T0 + 1), None, "no path before an ACK");
     let (tx, _) = drain(&mut e);
     assert!(
         tx.iter()
             .any(|(dst, d)| *dst == public && matches!(d.msg, Message::Register(_)))
     );
-    let ack = Datagram::new(
-        Community::new("test").expect("valid"),
-        Flags::EMPTY,
-        Message::RegisterAck(RegisterAck {
-            cookie: cookie::REGULAR,
-            dst_mac: e.mac(),
-            src_mac: peer,
-            sock: None,
-        }),
-    );
-    e.handle_control(T0 + 100, public, ack);
-    assert_eq!(e.route(&peer, T0 + 200), Some(public));
-    let (_, actions) = drain(&mut e);
-    assert!(actions.contains(&Action::RoutesChanged));
+    e.handle_control(T0 + 100, public, peer_ack());
+    assert_eq!(e.route(&PEER, T0 + 200), Some(public));
     // Our probe back is what the peer waits for if only we ever send to it.
+    let (actions, probed) = probes_to(&mut e, public);
     assert!(
-        actions.contains(&Action::Probe {
-            mac: peer,
-            to: public
-        }),
+        probed && actions.contains(&Action::RoutesChanged),
         "{actions:?}"
     );
 }
@@ -589,12 +549,6 @@ fn every_refusal_says_why_and_is_counted() {
         dev_addr: IpSubnet::UNSPECIFIED,
         desc: Desc::default(),
     };
-    let reg_ack = RegisterAck {
-        cookie: cookie::REGULAR,
-        dst_mac: e.mac(),
-        src_mac: peer,
-        sock: None,
-    };
     let cases = [
         (
             msg(
@@ -633,11 +587,7 @@ fn every_refusal_says_why_and_is_counted() {
             stranger,
             Refusal::NotForUs,
         ),
-        (
-            msg("test", Flags::EMPTY, Message::RegisterAck(reg_ack)),
-            stranger,
-            Refusal::Unasked,
-        ),
+        (peer_ack(), stranger, Refusal::Unasked),
         (
             msg("test", Flags::EMPTY, Message::Ping),
             stranger,
