@@ -103,6 +103,24 @@ fn install_into_a_staging_root_and_verify_the_units() {
             root.join(binary.trim_start_matches('/')).exists(),
             "{unit}: {binary} missing"
         );
+        // The sandbox the hardening review asked for (MDWE on the edges: no JIT there).
+        let mut wanted = vec![
+            "Restart=on-failure",
+            "SystemCallFilter=@system-service",
+            "SystemCallArchitectures=native",
+            "RestrictNamespaces=yes",
+            "ProtectKernelLogs=yes",
+            "ProtectClock=yes",
+            "RestrictSUIDSGID=yes",
+            "UMask=0077",
+            "NoNewPrivileges=yes",
+        ];
+        if unit.starts_with("edge") {
+            wanted.push("MemoryDenyWriteExecute=yes");
+        }
+        for line in wanted {
+            assert!(text.lines().any(|l| l == line), "{unit} lacks {line}");
+        }
     }
     let man = std::fs::read_to_string(root.join("usr/share/man/man8/edge.8")).expect("man page");
     assert!(
