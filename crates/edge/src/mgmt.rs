@@ -142,20 +142,23 @@ fn seen_text(now_us: u64, then_us: u64) -> String {
 /// Peers in listing order.
 type Listed<'a, T> = Vec<(&'a Mac, &'a T)>;
 
-/// The pending peers, then the known ones, each in MAC order.
-fn peers(m: &Edge) -> (Listed<'_, Pending>, Listed<'_, Known>) {
+/// The peers in MAC order: pending, then (`-A6`/`-A7`) those whose path is being verified,
+/// both still reached through the supernode, then the known ones.
+fn peers(m: &Edge) -> (Listed<'_, Pending>, Listed<'_, Known>, Listed<'_, Known>) {
     let mut pending: Vec<_> = m.pending().collect();
     pending.sort_by_key(|(mac, _)| **mac);
+    let mut verifying: Vec<_> = m.verifying().collect();
+    verifying.sort_by_key(|(mac, _)| **mac);
     let mut known: Vec<_> = m.known().collect();
     known.sort_by_key(|(mac, _)| **mac);
-    (pending, known)
+    (pending, verifying, known)
 }
 
 /// The plain-text status: one datagram per peer or supernode row, the headings riding with
 /// the row after them, as n2n sends it.
 fn status_table(m: &Edge, tunnel: &Tunnel, now_us: u64) -> Vec<String> {
     let c = tunnel.counters();
-    let (pending, known) = peers(m);
+    let (pending, verifying, known) = peers(m);
     let mut out = Vec::new();
     let community = if tunnel.config().header_key.is_some() {
         "-- header encrypted --".to_string()
@@ -185,6 +188,16 @@ fn status_table(m: &Edge, tunnel: &Tunnel, now_us: u64) -> Vec<String> {
             &p.details,
             p.sock,
             wall(m, p.last_seen_us),
+        ));
+        out.push(std::mem::take(&mut buf));
+    }
+    for (i, (mac, k)) in verifying.iter().enumerate() {
+        buf.push_str(&peer_row(
+            pending.len() + i + 1,
+            mac,
+            &k.details,
+            Some(k.sock),
+            wall(m, k.last_rx_us),
         ));
         out.push(std::mem::take(&mut buf));
     }
@@ -230,7 +243,7 @@ fn status_table(m: &Edge, tunnel: &Tunnel, now_us: u64) -> Vec<String> {
     buf.push_str(&format!(
         "uptime {} | pend_peers {} | known_peers {} | transop {},{}\n",
         ago(now_us, wall(m, m.start_us())),
-        pending.len(),
+        pending.len() + verifying.len(),
         known.len(),
         load(&c.transop_tx) as u32,
         load(&c.transop_rx) as u32
@@ -349,7 +362,7 @@ fn method(
             }
         }
         "edges" => {
-            let (pending, known) = peers(m);
+            let (pending, verifying, known) = peers(m);
             for (mac, p) in pending {
                 rows.row(&edge_fields(
                     "pSp",
@@ -360,6 +373,19 @@ fn method(
                     0,
                     wall(m, p.last_query_us),
                     wall(m, p.last_seen_us),
+                ));
+            }
+            // Still relayed while their path is verified: listed as pending, at that socket.
+            for (mac, k) in verifying {
+                rows.row(&edge_fields(
+                    "pSp",
+                    mac,
+                    &k.details,
+                    0,
+                    Some(k.sock),
+                    0,
+                    0,
+                    wall(m, k.last_rx_us),
                 ));
             }
             for (mac, k) in known {

@@ -670,3 +670,72 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
         ]),
     );
 }
+
+#[test]
+fn a_path_being_verified_is_listed_as_pending_at_its_socket() {
+    // -A6/-A7: the peer's REGISTER_ACK came, no authenticated packet yet: still relayed.
+    let cfg = EdgeMachineConfig {
+        dev_addr: Some(IpSubnet::new([10, 0, 0, 1].into(), 24)),
+        authenticated_paths: true,
+        ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
+    };
+    let mut e = Edge::new(
+        cfg,
+        Box::new(Xorshift128Plus::seeded(7)),
+        Arc::new(StampGenerator::default()),
+        T0,
+    );
+    let relayed = datagram(
+        Flags::FROM_SUPERNODE,
+        Message::Register(Register {
+            cookie: cookie::FORWARDED,
+            src_mac: mac(6),
+            dst_mac: mac(1),
+            sock: Some(Sock::from(peer_sock(6))),
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::default(),
+        }),
+    );
+    e.handle_control(T0 + S, sn(1), relayed);
+    let ack = datagram(
+        Flags::EMPTY,
+        Message::RegisterAck(RegisterAck {
+            cookie: cookie::REGULAR,
+            dst_mac: mac(1),
+            src_mac: mac(6),
+            sock: None,
+        }),
+    );
+    e.handle_control(T0 + 2 * S, peer_sock(6), ack);
+    while e.poll_action().is_some() {}
+    let mut b = Bench {
+        edge: e,
+        tunnel: tunnel(false),
+        ctl: control(),
+    };
+    let modes = |b: &mut Bench| -> Vec<String> {
+        b.ask("r 1 edges")
+            .into_iter()
+            .filter(|l| l.contains("\"_type\":\"row\""))
+            .map(|l| {
+                let mode = l.split("\"mode\":\"").nth(1).unwrap_or("").to_string();
+                let sock = l.split("\"sockaddr\":\"").nth(1).unwrap_or("").to_string();
+                format!(
+                    "{} {}",
+                    mode.split('"').next().unwrap_or(""),
+                    sock.split('"').next().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(modes(&mut b), vec!["pSp 198.18.1.6:50006".to_string()]);
+    // Its authenticated packet verifies the path: peer-to-peer from now on.
+    b.edge.handle_hint(
+        T0 + 3 * S,
+        PeerHint::Direct {
+            mac: mac(6),
+            from: peer_sock(6),
+        },
+    );
+    assert_eq!(modes(&mut b), vec!["p2p 198.18.1.6:50006".to_string()]);
+}

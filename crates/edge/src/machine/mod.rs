@@ -381,6 +381,11 @@ impl Edge {
         self.known.iter().filter(|(_, k)| k.verified)
     }
 
+    /// `-A6`/`-A7`: peers whose path answered but is not verified yet (still relayed).
+    pub fn verifying(&self) -> impl Iterator<Item = (&Mac, &Known)> {
+        self.known.iter().filter(|(_, k)| !k.verified)
+    }
+
     pub fn pending(&self) -> impl Iterator<Item = (&Mac, &Pending)> {
         self.pending.iter()
     }
