@@ -44,12 +44,14 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// Two distinct free UDP ports for the supernode and its management socket. Both are held
+/// while the second is chosen: taken one after the other, the kernel may hand out the same
+/// port twice, and the supernode then cannot bind its management port.
+fn free_ports() -> (u16, u16) {
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (a, b) = (bind(), bind());
+    let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
+    (port(&a), port(&b))
 }
 
 fn socket() -> UdpSocket {
@@ -88,7 +90,7 @@ fn start(tag: &str, args: &[&str], files: &[(&str, &str)], use_conf: bool) -> Su
     for (name, text) in files {
         std::fs::write(dir.0.join(name), text).expect("write file");
     }
-    let (port, mport) = (free_port(), free_port());
+    let (port, mport) = free_ports();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_supernode"));
     let listen = format!("-p=127.0.0.1:{port}");
     let mgmt_arg = format!("-t={mport}");
