@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     // Seal the payload as A, then open it as B: intact it opens, changed it never does.
-    let mut sender = transform(tid, A, 1).expect("aead");
+    let sender = transform(tid, A, 1).expect("aead");
     let mut buf = vec![0u8; PREFIX + payload.len() + SUFFIX];
     buf[PREFIX..PREFIX + payload.len()].copy_from_slice(payload);
     let mut rng = Xorshift128Plus::seeded(3);

@@ -35,7 +35,7 @@ fn transforms(c: &Community) -> Vec<(&'static str, Transform, Transform)> {
 fn bench_transforms(cr: &mut Criterion) {
     let c = Community::new("bench").expect("valid");
     let mut rng = Xorshift128Plus::seeded(1);
-    for (name, mut tx, mut rx) in transforms(&c) {
+    for (name, tx, mut rx) in transforms(&c) {
         let mut g = cr.benchmark_group(format!("transform/{name}"));
         for size in SIZES {
             g.throughput(Throughput::Bytes(size as u64));

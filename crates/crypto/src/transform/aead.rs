@@ -6,6 +6,7 @@
 //! check the ChaCha20 output against RustCrypto's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use n2n_proto::{Community, Mac};
 use ring::aead::{
@@ -168,7 +169,9 @@ pub struct AeadTransform {
     tx_mac: Mac,
     tx_session: u64,
     tx_cipher: LessSafeKey,
-    tx_counter: u64,
+    /// The next counter to seal with. Atomic: two threads may seal for one session, each with
+    /// counters it reserved ([`Self::reserve`]).
+    tx_counter: AtomicU64,
     senders: HashMap<Mac, SenderState>,
     max_senders: usize,
     uses: u64,
@@ -197,7 +200,7 @@ impl AeadTransform {
             tx_mac: own_mac,
             tx_session: session,
             tx_cipher,
-            tx_counter: 0,
+            tx_counter: AtomicU64::new(0),
             senders: HashMap::with_capacity(DEFAULT_MAX_SENDERS),
             max_senders: DEFAULT_MAX_SENDERS,
             uses: 0,
@@ -212,10 +215,24 @@ impl AeadTransform {
         self.root.suite
     }
 
-    /// Seals `buf[16..16 + len]` in place: writes the prefix into `buf[..16]` and the tag after
-    /// the ciphertext. Returns the output length (`len + 32`).
+    /// Reserves `n` counter values for sealing; each is handed out once, whichever thread
+    /// reserves. Fails, reserving nothing, when the counter would run out.
+    pub fn reserve(&self, n: u64) -> Result<Nonces, TransformError> {
+        let next = self
+            .tx_counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(n))
+            .map_err(|_| TransformError::Exhausted)?;
+        Ok(Nonces {
+            next,
+            end: next + n,
+        })
+    }
+
+    /// Seals `buf[16..16 + len]` in place with the next counter of `nonces`: writes the prefix
+    /// into `buf[..16]` and the tag after the ciphertext. Returns the output length (`len + 32`).
     pub fn seal(
-        &mut self,
+        &self,
+        nonces: &mut Nonces,
         buf: &mut [u8],
         len: usize,
         ctx: &PacketContext<'_>,
@@ -228,8 +245,7 @@ impl AeadTransform {
             // The session key is bound to our MAC; a receiver would derive another one.
             return Err(TransformError::WrongSender);
         }
-        let counter = self.tx_counter;
-        self.tx_counter = counter.checked_add(1).ok_or(TransformError::Exhausted)?;
+        let counter = nonces.take().ok_or(TransformError::Exhausted)?;
         buf[..8].copy_from_slice(&self.tx_session.to_be_bytes());
         buf[8..16].copy_from_slice(&counter.to_be_bytes());
         let aad = ctx.aad();
@@ -317,6 +333,39 @@ impl AeadTransform {
     }
 }
 
+/// Counter values reserved for sealing ([`AeadTransform::reserve`]): `next..end`, each used
+/// once. Neither `Copy` nor `Clone`, so no value can be used twice.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Nonces {
+    next: u64,
+    end: u64,
+}
+
+impl Nonces {
+    /// The first `n` of these (fewer if there are not so many), for another thread to use.
+    pub fn split_off_front(&mut self, n: u64) -> Nonces {
+        let mid = self.next.saturating_add(n).min(self.end);
+        let front = Nonces {
+            next: self.next,
+            end: mid,
+        };
+        self.next = mid;
+        front
+    }
+
+    /// How many are left.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.next
+    }
+
+    fn take(&mut self) -> Option<u64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+}
+
 /// Each session key seals each counter value once (the counter never wraps).
 fn nonce(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
@@ -356,13 +405,14 @@ mod tests {
             transform: AEAD_TRANSFORM_ID,
         };
         let mut rng = Xorshift128Plus::seeded(7);
-        let mut tx = AeadTransform::new(root.clone(), mac, 1_790_000_000, &mut rng);
+        let tx = AeadTransform::new(root.clone(), mac, 1_790_000_000, &mut rng);
         let mut rx = AeadTransform::new(root.clone(), Mac([2, 0, 0, 0, 0, 9]), 1, &mut rng);
         for len in [0usize, 1, 15, 64, 1290, 1500] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 13 + len) as u8).collect();
             let mut buf = vec![0u8; len + AEAD_PREFIX + AEAD_TAG];
             buf[AEAD_PREFIX..AEAD_PREFIX + len].copy_from_slice(&plain);
-            let n = tx.seal(&mut buf, len, &ctx).expect("seal");
+            let mut nonces = tx.reserve(1).expect("counter left");
+            let n = tx.seal(&mut nonces, &mut buf, len, &ctx).expect("seal");
             let wire = buf[..n].to_vec();
 
             let key = blake3::keyed_hash(&root.key, &{

@@ -13,7 +13,7 @@ use n2n_proto::{Community, Mac};
 
 pub use aead::{
     AEAD_GCM_TRANSFORM_ID, AEAD_PREFIX, AEAD_TAG, AEAD_TRANSFORM_ID, AeadSuite, AeadTransform,
-    RootKey,
+    Nonces, RootKey,
 };
 pub use cbc_cts::BlockCipher;
 pub use legacy_stream::{LegacyChaCha20, LegacySpeck};
@@ -147,10 +147,33 @@ impl Transform {
         }
     }
 
+    /// Reserves what sealing `n` payloads takes: `-A6`/`-A7` counter values (a batch's
+    /// payloads may then be sealed on several threads); nothing for the other transforms.
+    pub fn reserve(&self, n: usize) -> Result<Nonces, TransformError> {
+        match self {
+            Transform::Aead(a) => a.reserve(n as u64),
+            _ => Ok(Nonces::default()),
+        }
+    }
+
     /// Encrypts in place. The plaintext is `buf[PREFIX..PREFIX + len]`, and `buf` must have
     /// [`SUFFIX`] more bytes after it. Returns where the output lies in `buf`.
     pub fn encrypt(
-        &mut self,
+        &self,
+        buf: &mut [u8],
+        len: usize,
+        ctx: &PacketContext<'_>,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Range<usize>, TransformError> {
+        let mut nonces = self.reserve(1)?;
+        self.encrypt_reserved(&mut nonces, buf, len, ctx, rng)
+    }
+
+    /// [`Self::encrypt`] with what was reserved beforehand ([`Self::reserve`]); takes the
+    /// nonce it uses from `nonces`. Needs only `&self`: two threads may seal at once.
+    pub fn encrypt_reserved(
+        &self,
+        nonces: &mut Nonces,
         buf: &mut [u8],
         len: usize,
         ctx: &PacketContext<'_>,
@@ -178,7 +201,7 @@ impl Transform {
                 c.apply(&iv, &mut buf[PREFIX..PREFIX + len]);
                 Ok(0..PREFIX + len)
             }
-            Transform::Aead(a) => Ok(0..a.seal(buf, len, ctx)?),
+            Transform::Aead(a) => Ok(0..a.seal(nonces, buf, len, ctx)?),
         }
     }
 

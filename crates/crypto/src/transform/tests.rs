@@ -245,16 +245,89 @@ fn aead_senders_never_share_a_nonce() {
     // Same key, same MAC, same start second (a restart): the sessions still differ.
     let mut seen = std::collections::HashSet::new();
     for _ in 0..64 {
-        let mut t = AeadTransform::new(root.clone(), mac, 1_700_000_000, &mut OsRandom);
+        let t = AeadTransform::new(root.clone(), mac, 1_700_000_000, &mut OsRandom);
         let session = t.session();
         for _ in 0..4 {
             let mut buf = [0u8; 64];
-            let n = t.seal(&mut buf, 8, &ctx(&c, id::AEAD)).expect("seals");
+            let mut nonces = t.reserve(1).expect("counter left");
+            let n = t
+                .seal(&mut nonces, &mut buf, 8, &ctx(&c, id::AEAD))
+                .expect("seals");
             assert_eq!(n, 40);
             assert!(seen.insert(buf[..16].to_vec()), "nonce repeated");
             assert_eq!(u64::from_be_bytes(buf[..8].try_into().expect("8")), session);
         }
     }
+}
+
+/// A batch's counters reserved once and sealed on two threads: every packet opens, and no
+/// counter is used twice, also across batches reserved while others are being sealed.
+#[test]
+fn aead_counters_reserved_for_two_threads_are_each_used_once() {
+    let c = community();
+    let root = RootKey::derive_with_cost(b"secret", &c, 64, 1).expect("kdf");
+    let mac = Mac([2, 0, 0, 0, 0, 1]);
+    let tx = Transform::Aead(Box::new(AeadTransform::new(
+        root.clone(),
+        mac,
+        1_000,
+        &mut OsRandom,
+    )));
+    let seal_all = |nonces: &mut Nonces, n: usize| -> Vec<Vec<u8>> {
+        let mut rng = Xorshift128Plus::seeded(n as u64);
+        (0..n)
+            .map(|i| {
+                let mut buf = vec![i as u8; 64];
+                let r = tx
+                    .encrypt_reserved(nonces, &mut buf, 8, &ctx(&c, id::AEAD), &mut rng)
+                    .expect("reserved");
+                buf[r].to_vec()
+            })
+            .collect()
+    };
+    let sealed: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            handles.push(s.spawn(|| {
+                let mut out = Vec::new();
+                for _ in 0..50 {
+                    let mut back = tx.reserve(10).expect("counters left");
+                    let mut front = back.split_off_front(4);
+                    let (a, b) = std::thread::scope(|t| {
+                        let a = t.spawn(|| seal_all(&mut front, 4));
+                        (a.join().expect("front"), seal_all(&mut back, 6))
+                    });
+                    assert_eq!(front.remaining(), 0, "all of the front used");
+                    out.extend(a.into_iter().chain(b));
+                }
+                out
+            }));
+        }
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sealer"))
+            .collect()
+    });
+    let counters: std::collections::HashSet<[u8; 8]> = sealed
+        .iter()
+        .map(|w| w[8..16].try_into().expect("8"))
+        .collect();
+    assert_eq!(counters.len(), 4 * 50 * 10, "a counter was used twice");
+    let mut rx = Transform::Aead(Box::new(AeadTransform::new(root, mac, 1, &mut OsRandom)));
+    for wire in &sealed {
+        assert!(
+            open(&mut rx, wire).is_ok(),
+            "a packet sealed on a thread opens"
+        );
+    }
+    let mut spent = Nonces::default();
+    let mut buf = [0u8; 64];
+    let refused = tx.encrypt_reserved(&mut spent, &mut buf, 8, &ctx(&c, id::AEAD), &mut OsRandom);
+    assert_eq!(
+        refused,
+        Err(TransformError::Exhausted),
+        "no counter without a reservation"
+    );
 }
 
 #[test]

@@ -183,3 +183,15 @@ fn sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAd
 pub fn set_udp_gro(sock: &impl AsRawFd, on: bool) -> io::Result<()> {
     super::set_int_option(sock, libc::SOL_UDP, libc::UDP_GRO, on.into())
 }
+
+/// Whether a datagram is waiting on `sock` now (`poll` without waiting).
+pub fn readable_now(sock: &impl AsRawFd) -> bool {
+    let mut fd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and a zero timeout.
+    let rc = unsafe { libc::poll(&mut fd, 1, 0) };
+    rc == 1 && fd.revents & libc::POLLIN != 0
+}

@@ -212,6 +212,11 @@ impl Coalescer {
             && head[tcp + 20..] == frame[tcp + 20..seg.hdr_len]
     }
 
+    /// Whether a super-frame is being joined (a write is pending).
+    pub fn pending(&self) -> bool {
+        self.segments > 0
+    }
+
     /// Writes what is pending: a single segment as it came, several as one super-frame.
     pub fn flush(&mut self, tap: &dyn FrameIo) -> io::Result<()> {
         if self.segments == 0 {

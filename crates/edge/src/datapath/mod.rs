@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod gro;
 pub mod offload;
 mod rx;
+pub mod seal_helper;
 mod tcp;
 mod tx;
 
@@ -82,6 +83,8 @@ pub struct Shared {
     pub gso: std::sync::atomic::AtomicBool,
     /// UDP GRO, as the start-up self-test left it.
     pub gro: bool,
+    /// Whether big batches are sealed on two threads (the send thread and a helper).
+    pub parallel_seal: bool,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

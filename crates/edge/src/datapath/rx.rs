@@ -23,10 +23,15 @@ struct Rx {
     gro: Coalescer,
 }
 
+/// Receive batches whose segments may still join one super-frame before it is written: a
+/// sender's TSO frame often leaves in two GSO sends, and each TAP write costs a TCP ACK.
+const JOIN_BATCHES: usize = 4;
+
 /// Receives until the socket fails.
 pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, control: ControlTx) {
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
+    let mut joined = 0;
     loop {
         match batch.recv(&state, &udp) {
             Ok(()) => {}
@@ -43,6 +48,12 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, c
         for (datagram, from) in batch.datagrams() {
             rx.handle(datagram, from, now);
         }
+        // More already queued: let it join the pending super-frame (never waits for it).
+        if rx.gro.pending() && joined < JOIN_BATCHES && n2n_daemon::os::readable_now(&udp) {
+            joined += 1;
+            continue;
+        }
+        joined = 0;
         rx.flush();
     }
 }

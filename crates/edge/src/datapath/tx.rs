@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tracing::{debug, trace};
 
 use super::offload::{MAX_READ, MAX_SEGMENTS, segment};
+use super::seal_helper::{SPLIT_AT, SealHelper};
 use super::{ControlTx, FrameIo, Shared, ToControl, now};
 use crate::tunnel::{DropReason, Encap, FRAME_AT, MAX_FRAME, Path, Slot};
 use n2n_daemon::udp::send_datagrams;
@@ -46,6 +47,8 @@ struct Tx {
     slots: Vec<Slot>,
     lens: Vec<usize>,
     out: Vec<Range<usize>>,
+    /// Seals half of a big batch on the other core (`Shared::parallel_seal`).
+    helper: Option<SealHelper>,
 }
 
 /// Reads frames from the TAP until it fails.
@@ -60,7 +63,11 @@ pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, contro
             .collect(),
         lens: vec![0; MAX_SEGMENTS],
         out: vec![0..0; MAX_SEGMENTS],
+        helper: None,
     };
+    if vnet && tx.shared.parallel_seal {
+        tx.helper = SealHelper::start(&tx.shared);
+    }
     let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];
     loop {
         let got = if vnet {
@@ -91,12 +98,17 @@ impl Tx {
     /// Sends the `count` frames now in the slots where the Tunnel says.
     fn send(&mut self, count: usize) {
         let tunnel = &self.shared.tunnel;
-        let encap = tunnel.encapsulate(
-            now(),
+        let (slots, lens, out) = (
             &mut self.slots[..count],
             &self.lens[..count],
             &mut self.out[..count],
         );
+        let encap = match &mut self.helper {
+            Some(helper) if count >= SPLIT_AT => {
+                helper.encapsulate(now(), tunnel, slots, lens, out)
+            }
+            _ => tunnel.encapsulate(now(), slots, lens, out),
+        };
         let Encap::Send { to, path, hint } = encap else {
             return;
         };

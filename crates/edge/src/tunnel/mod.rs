@@ -27,13 +27,15 @@ use n2n_proto::{Community, Datagram, Mac};
 
 pub use counters::{Counters, DropReason};
 pub use frame::gratuitous_arp;
+pub use n2n_crypto::transform::Nonces;
 pub use open::Opened;
 pub use routes::{HintLimiter, View};
+pub use seal::Sealer;
 
 use crate::machine::PeerHint;
 use open::RxState;
 use routes::Routes;
-use seal::Sealer;
+use seal::SealWith;
 
 /// PACKET header without a socket.
 pub const PACKET_HEADER: usize = 38;
@@ -132,6 +134,17 @@ pub enum Encap {
     Drop(DropReason),
 }
 
+/// A TAP read's frames, routed by [`Tunnel::route`]: where they go and what they are sealed
+/// for. Its frames may be sealed on several threads ([`Tunnel::seal_batch_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    dst: Mac,
+    wall_us: u64,
+    to: SocketAddr,
+    path: Path,
+    hint: Option<PeerHint>,
+}
+
 /// A control datagram for the machine: header opened, time stamp checked, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlMsg {
@@ -207,7 +220,12 @@ impl Tunnel {
         Tunnel {
             routes: ArcSwap::from_pointee(Routes::default()),
             tx: Mutex::new(TxState {
-                sealer: Sealer::new(halves.seal, halves.seal_codec, halves.seed, compress),
+                sealer: Sealer::new(
+                    Arc::new(halves.seal),
+                    halves.seal_codec,
+                    halves.seed,
+                    compress,
+                ),
                 hints: HintLimiter::default(),
             }),
             rx: Mutex::new(RxState::new(halves.open, halves.open_codec)),
@@ -239,6 +257,11 @@ impl Tunnel {
             .direct(dst, now.mono_us, self.cfg.p2p_window_us)
     }
 
+    /// A sealer for a second sending thread ([`Self::seal_batch_with`]).
+    pub fn twin_sealer(&self, codec: Codec, seed: u64) -> Option<Sealer> {
+        Some(self.tx.lock().ok()?.sealer.twin(codec, seed))
+    }
+
     /// Installs what the control machine decided (registration, supernode, direct routes,
     /// own address). Liveness already seen of a peer is kept.
     pub fn set_view(&self, view: View) {
@@ -248,10 +271,7 @@ impl Tunnel {
 
     /// User/password: the dynamic header key the supernode handed over.
     pub fn set_dynamic_key(&self, key: HeaderKey) {
-        self.dynamic_key.store(Some(Arc::new(key.clone())));
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.sealer.set_dynamic_key(key);
-        }
+        self.dynamic_key.store(Some(Arc::new(key)));
     }
 
     /// `-A6`/`-A7`: a path probe to `dst`, an authenticated PACKET with an empty frame, sealed
@@ -259,8 +279,14 @@ impl Tunnel {
     /// that the path it came by is authentic.
     pub fn probe(&self, now: Now, dst: Mac, slot: &mut Slot) -> Option<Range<usize>> {
         let mut tx = self.tx.lock().ok()?;
-        tx.sealer
-            .seal(&self.cfg, &self.stamps, &mut slot.0, 0, dst, now.wall_us)
+        let mut nonces = tx.sealer.reserve(1)?;
+        let dynamic = self.dynamic_key.load();
+        tx.sealer.seal(
+            &self.seal_with(&dynamic, dst, now.wall_us),
+            &mut nonces,
+            &mut slot.0,
+            0,
+        )
     }
 
     /// Counts drops that happen outside the tunnel (send failures, a full control queue).
@@ -270,7 +296,7 @@ impl Tunnel {
 
     /// Seals the frames in `slots[i][FRAME_AT..][..lens[i]]` (one TAP read: they share one
     /// Ethernet header) in place and says where they go; `out[i]` is where datagram `i` lies
-    /// in its slot.
+    /// in its slot. [`Self::route`], [`Self::seal_batch`] and [`Self::finish`] in one call.
     pub fn encapsulate(
         &self,
         now: Now,
@@ -279,13 +305,30 @@ impl Tunnel {
         out: &mut [Range<usize>],
     ) -> Encap {
         let count = lens.len().min(slots.len()).min(out.len());
+        let (batch, mut nonces) = match self.route(now, &slots[..count], &lens[..count]) {
+            Ok(routed) => routed,
+            Err(reason) => return Encap::Drop(reason),
+        };
+        let sealed = self.seal_batch(&batch, &mut nonces, slots, lens, out);
+        self.finish(&batch, count as u64, sealed)
+    }
+
+    /// Checks a TAP read's frames (by the first: they share one Ethernet header), decides
+    /// where they go and reserves what sealing them takes. A refusal is counted for each frame.
+    pub fn route(
+        &self,
+        now: Now,
+        slots: &[Slot],
+        lens: &[usize],
+    ) -> Result<(Batch, Nonces), DropReason> {
+        let count = lens.len().min(slots.len());
         if count == 0 {
-            return Encap::Drop(DropReason::TooShort);
+            return Err(DropReason::TooShort);
         }
         let routes = self.routes.load();
         let dropped = |reason| {
             self.counters.drop(reason, count as u64);
-            Encap::Drop(reason)
+            Err(reason)
         };
         let first = &slots[0].0[FRAME_AT..FRAME_AT + lens[0].min(MAX_FRAME)];
         if first.len() < 14 {
@@ -301,6 +344,9 @@ impl Tunnel {
         let Ok(mut tx) = self.tx.lock() else {
             return dropped(DropReason::Seal);
         };
+        let Some(nonces) = tx.sealer.reserve(count) else {
+            return dropped(DropReason::Seal);
+        };
         let (direct, hint) = match routes.direct(&dst, now.mono_us, self.cfg.p2p_window_us) {
             Some(sock) => (Some(sock), None),
             None if dst.is_multi_or_broadcast() => (None, None),
@@ -311,23 +357,9 @@ impl Tunnel {
                     .then_some(PeerHint::Need(dst)),
             ),
         };
-        let mut sealed = 0u64;
-        for i in 0..count {
-            let r = tx.sealer.seal(
-                &self.cfg,
-                &self.stamps,
-                &mut slots[i].0,
-                lens[i],
-                dst,
-                now.wall_us,
-            );
-            sealed += u64::from(r.is_some());
-            out[i] = r.unwrap_or(0..0);
-        }
-        drop(tx);
-        self.counters.sealed(sealed, direct.is_some(), dst);
-        self.counters.drop(DropReason::Seal, count as u64 - sealed);
-        Encap::Send {
+        let batch = Batch {
+            dst,
+            wall_us: now.wall_us,
             to: direct.unwrap_or(supernode),
             path: if direct.is_some() {
                 Path::Direct
@@ -335,6 +367,73 @@ impl Tunnel {
                 Path::Supernode
             },
             hint,
+        };
+        Ok((batch, nonces))
+    }
+
+    /// Seals frames of a routed batch in place with the Tunnel's own sealer, taking their
+    /// nonces from `nonces`; returns how many were sealed (`out[i]` is empty for the others).
+    pub fn seal_batch(
+        &self,
+        batch: &Batch,
+        nonces: &mut Nonces,
+        slots: &mut [Slot],
+        lens: &[usize],
+        out: &mut [Range<usize>],
+    ) -> u64 {
+        match self.tx.lock() {
+            Ok(mut tx) => self.seal_batch_with(&mut tx.sealer, batch, nonces, slots, lens, out),
+            Err(_) => 0,
+        }
+    }
+
+    /// [`Self::seal_batch`] with a [`Self::twin_sealer`], on another thread: two threads may
+    /// seal the two halves of one batch at once, each with its part of the nonces.
+    pub fn seal_batch_with(
+        &self,
+        sealer: &mut Sealer,
+        batch: &Batch,
+        nonces: &mut Nonces,
+        slots: &mut [Slot],
+        lens: &[usize],
+        out: &mut [Range<usize>],
+    ) -> u64 {
+        let dynamic = self.dynamic_key.load();
+        let with = self.seal_with(&dynamic, batch.dst, batch.wall_us);
+        let mut sealed = 0;
+        for ((slot, &len), out) in slots.iter_mut().zip(lens).zip(out) {
+            let r = sealer.seal(&with, nonces, &mut slot.0, len);
+            sealed += u64::from(r.is_some());
+            *out = r.unwrap_or(0..0);
+        }
+        sealed
+    }
+
+    /// Counts a sealed batch of `count` frames, `sealed` of them sealed, and says where they go.
+    pub fn finish(&self, batch: &Batch, count: u64, sealed: u64) -> Encap {
+        self.counters
+            .sealed(sealed, batch.path == Path::Direct, batch.dst);
+        self.counters
+            .drop(DropReason::Seal, count.saturating_sub(sealed));
+        Encap::Send {
+            to: batch.to,
+            path: batch.path,
+            hint: batch.hint,
+        }
+    }
+
+    fn seal_with<'a>(
+        &'a self,
+        dynamic: &'a Option<Arc<HeaderKey>>,
+        dst: Mac,
+        wall_us: u64,
+    ) -> SealWith<'a> {
+        SealWith {
+            cfg: &self.cfg,
+            stamps: &self.stamps,
+            dynamic_key: dynamic.as_deref(),
+            dst,
+            wall_us,
         }
     }
 
@@ -374,4 +473,4 @@ impl Tunnel {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

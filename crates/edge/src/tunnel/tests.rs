@@ -12,23 +12,23 @@ use n2n_proto::{Community, Datagram, Desc, Flags, IpSubnet, Mac, Message, cookie
 
 use super::*;
 
-const T0: u64 = 1_800_000_000_000_000;
-const S: u64 = 1_000_000;
-const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
-const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
+pub(crate) const T0: u64 = 1_800_000_000_000_000;
+pub(crate) const S: u64 = 1_000_000;
+pub(crate) const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
+pub(crate) const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
 
 fn comm() -> Community {
     Community::new("tunnel").expect("valid")
 }
 
-fn sock(n: u8) -> SocketAddr {
+pub(crate) fn sock(n: u8) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, n], 7000 + u16::from(n)))
 }
 
 const SUPERNODE: u8 = 1;
 
 /// A tunnel for `mac`: `-A6` with `-H` when `aead`, else `-A1` without; `lzo` compresses.
-fn tunnel(mac: Mac, aead: bool, lzo: bool) -> Tunnel {
+pub(crate) fn tunnel(mac: Mac, aead: bool, lzo: bool) -> Tunnel {
     let compression = if lzo {
         compression::LZO
     } else {
@@ -67,7 +67,7 @@ fn tunnel(mac: Mac, aead: bool, lzo: bool) -> Tunnel {
     Tunnel::new(cfg, halves, Arc::new(StampGenerator::default()))
 }
 
-fn registered(peers: Vec<(Mac, SocketAddr, u64)>) -> View {
+pub(crate) fn registered(peers: Vec<(Mac, SocketAddr, u64)>) -> View {
     View {
         registered: true,
         supernode: Some(sock(SUPERNODE)),
@@ -77,7 +77,7 @@ fn registered(peers: Vec<(Mac, SocketAddr, u64)>) -> View {
 }
 
 /// A 100-byte frame from `src` to `dst` (an EtherType without address checks), compressible.
-fn frame(src: Mac, dst: Mac) -> Vec<u8> {
+pub(crate) fn frame(src: Mac, dst: Mac) -> Vec<u8> {
     let mut f = vec![0u8; 100];
     f[..6].copy_from_slice(&dst.0);
     f[6..12].copy_from_slice(&src.0);
@@ -96,7 +96,12 @@ fn send(t: &Tunnel, now: Now, f: &[u8]) -> (Vec<u8>, Encap) {
 }
 
 /// Decapsulates; the delivered frame (if any) and the result.
-fn receive(t: &Tunnel, now: Now, from: SocketAddr, d: &[u8]) -> (Option<Vec<u8>>, Decap) {
+pub(crate) fn receive(
+    t: &Tunnel,
+    now: Now,
+    from: SocketAddr,
+    d: &[u8],
+) -> (Option<Vec<u8>>, Decap) {
     let mut data = d.to_vec();
     let mut out = vec![0u8; MAX_FRAME];
     let r = t.decapsulate(now, from, &mut data, &mut out);
