@@ -83,8 +83,9 @@ pub struct Shared {
     pub gso: std::sync::atomic::AtomicBool,
     /// UDP GRO, as the start-up self-test left it.
     pub gro: bool,
-    /// Whether big batches are sealed on two threads (the send thread and a helper).
-    pub parallel_seal: bool,
+    /// Whether big batches may be sealed on two threads, the send thread and a helper
+    /// (`N2N_RS_PARALLEL=0` turns it off).
+    pub parallel: bool,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

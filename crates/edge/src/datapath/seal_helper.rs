@@ -300,7 +300,7 @@ mod tests {
             tunnel: a,
             gso: AtomicBool::new(false),
             gro: false,
-            parallel_seal: true,
+            parallel: true,
             tcp: None,
             tap: OnceLock::new(),
         });

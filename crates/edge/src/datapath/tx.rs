@@ -13,7 +13,9 @@ use super::offload::{MAX_READ, MAX_SEGMENTS, segment};
 use super::seal_helper::{SPLIT_AT, SealHelper};
 use super::{ControlTx, FrameIo, Shared, ToControl, now};
 use crate::tunnel::{DropReason, Encap, FRAME_AT, MAX_FRAME, Path, Slot};
+use n2n_crypto::transform::id as transform_id;
 use n2n_daemon::udp::send_datagrams;
+use n2n_proto::msg::compression;
 
 /// Seals the frame in `slot` and sends it where the Tunnel says. Used for frames the edge
 /// makes itself (gratuitous ARP).
@@ -47,7 +49,7 @@ struct Tx {
     slots: Vec<Slot>,
     lens: Vec<usize>,
     out: Vec<Range<usize>>,
-    /// Seals half of a big batch on the other core (`Shared::parallel_seal`).
+    /// Seals half of a big batch on the other core (`Shared::parallel`).
     helper: Option<SealHelper>,
 }
 
@@ -65,7 +67,10 @@ pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, contro
         out: vec![0..0; MAX_SEGMENTS],
         helper: None,
     };
-    if vnet && tx.shared.parallel_seal {
+    // Sealing a batch is worth sharing only when there is a transform or compression to run.
+    let cfg = tx.shared.tunnel.config();
+    let work = cfg.transform != transform_id::NULL || cfg.compression != compression::NONE;
+    if vnet && work && tx.shared.parallel {
         tx.helper = SealHelper::start(&tx.shared);
     }
     let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];

@@ -79,13 +79,12 @@ fn offload_wanted() -> bool {
     std::env::var_os("N2N_RS_OFFLOAD").is_none_or(|v| v != "0")
 }
 
-/// Whether a TSO super-frame's frames are sealed on two cores: with more than one core, a
-/// transform or compression to do, unless N2N_RS_PARALLEL=0.
-fn parallel_seal_wanted(cfg: &EdgeConfig) -> bool {
-    let work =
-        cfg.transform != transform_id::NULL || cfg.compression != n2n_proto::msg::compression::NONE;
+/// Whether a TSO super-frame's frames may be sealed on two cores: with more than one core,
+/// unless N2N_RS_PARALLEL=0 (the send thread starts the helper only for a transform or
+/// compression).
+fn parallel_wanted() -> bool {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    work && cores > 1 && std::env::var_os("N2N_RS_PARALLEL").is_none_or(|v| v != "0")
+    cores > 1 && std::env::var_os("N2N_RS_PARALLEL").is_none_or(|v| v != "0")
 }
 
 /// UDP GSO and GRO as far as `N2N_RS_OFFLOAD`, `N2N_RS_GSO`, `N2N_RS_GRO` and the start-up
@@ -186,7 +185,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         tunnel,
         gso: offloads.gso.into(),
         gro: offloads.gro,
-        parallel_seal: parallel_seal_wanted(&cfg),
+        parallel: parallel_wanted(),
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
