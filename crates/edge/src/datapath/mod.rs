@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod gro;
+mod idle;
 pub mod offload;
 mod rx;
 pub mod seal_helper;

@@ -12,14 +12,16 @@
 use std::mem::swap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvError, SyncSender, TryRecvError, sync_channel};
+use std::time::{Duration, Instant};
 
 use n2n_crypto::compress::Codec;
 use n2n_crypto::{OsRandom, RandomSource};
 use tracing::debug;
 
 use super::Shared;
+use super::idle::IdleWatch;
 use super::offload::MAX_SEGMENTS;
 use crate::tunnel::{Batch, Encap, Nonces, Now, Sealer, Slot, Tunnel};
 
@@ -78,6 +80,9 @@ pub struct SealHelper {
     /// The job's buffers while the helper is idle; `None` once the helper is gone.
     spare: Option<SealJob>,
     choice: SplitChoice,
+    /// The helper's busy time (sealing and polling), ns.
+    busy: Arc<AtomicU64>,
+    idle: IdleWatch,
 }
 
 impl std::fmt::Debug for SealHelper {
@@ -104,9 +109,11 @@ impl SealHelper {
             sealed: 0,
         };
         let shared = Arc::clone(shared);
+        let busy = Arc::new(AtomicU64::new(0));
+        let busy_helper = Arc::clone(&busy);
         std::thread::Builder::new()
             .name("n2n-seal".into())
-            .spawn(move || run_helper(&shared.tunnel, sealer, job_rx, done_tx))
+            .spawn(move || run_helper(&shared.tunnel, sealer, &job_rx, &done_tx, &busy_helper))
             .inspect_err(|e| debug!(error = %e, "no sealing helper thread"))
             .ok()?;
         Some(SealHelper {
@@ -114,11 +121,13 @@ impl SealHelper {
             done,
             spare: Some(spare),
             choice: SplitChoice::default(),
+            busy,
+            idle: IdleWatch::new(std::thread::available_parallelism().map_or(1, usize::from)),
         })
     }
 
     /// [`Tunnel::encapsulate`], with the second half of the frames sealed on the helper when
-    /// that has been the faster way.
+    /// a core is spare and that has been the faster way.
     pub fn encapsulate(
         &mut self,
         now: Now,
@@ -127,8 +136,14 @@ impl SealHelper {
         lens: &[usize],
         out: &mut [Range<usize>],
     ) -> Encap {
-        let split = self.choice.split();
         let started = Instant::now();
+        let spare = self
+            .idle
+            .spare_cores(started, self.busy.load(Ordering::Relaxed));
+        if spare < SPARE_CORES {
+            return self.encapsulate_as(false, now, tunnel, slots, lens, out);
+        }
+        let split = self.choice.split();
         let encap = self.encapsulate_as(split, now, tunnel, slots, lens, out);
         let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.choice.record(split, lens.len(), took);
@@ -202,7 +217,7 @@ impl SealHelper {
             &lens[..front],
             &mut out[..front],
         );
-        match self.done.recv() {
+        match spin_recv(&self.done, SPIN).0 {
             Ok(mut job) => {
                 swap_slots(&mut slots[front..count], &mut job.slots[..back]);
                 out[front..count].clone_from_slice(&job.out[..back]);
@@ -216,6 +231,27 @@ impl SealHelper {
     }
 }
 
+/// How long a thread polls for the other's message before it sleeps: waking a sleeping
+/// thread (a halted vCPU) costs tens of µs, more than sealing a super-frame with AES-GCM.
+const SPIN: Duration = Duration::from_micros(50);
+/// Idle cores the machine must leave (the helper's own time counted as idle) for batches
+/// to be split at all.
+const SPARE_CORES: f64 = 0.6;
+
+/// Receives, polling for up to `spin` before blocking; also says how long it polled.
+fn spin_recv<T>(rx: &Receiver<T>, spin: Duration) -> (Result<T, RecvError>, Duration) {
+    let started = Instant::now();
+    loop {
+        let polled = started.elapsed();
+        match rx.try_recv() {
+            Ok(v) => return (Ok(v), polled),
+            Err(TryRecvError::Disconnected) => return (Err(RecvError), polled),
+            Err(TryRecvError::Empty) if polled < spin => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return (rx.recv(), polled),
+        }
+    }
+}
+
 /// Exchanges the boxes of two runs of slots (the frames travel with their boxes).
 fn swap_slots(a: &mut [Slot], b: &mut [Slot]) {
     for (x, y) in a.iter_mut().zip(b) {
@@ -223,14 +259,19 @@ fn swap_slots(a: &mut [Slot], b: &mut [Slot]) {
     }
 }
 
-/// Seals the jobs it is given until the send thread goes away.
+/// Seals the jobs it is given until the send thread goes away; adds its busy time (polling
+/// and sealing) to `busy`.
 fn run_helper(
     tunnel: &Tunnel,
     mut sealer: Sealer,
-    jobs: Receiver<SealJob>,
-    done: SyncSender<SealJob>,
+    jobs: &Receiver<SealJob>,
+    done: &SyncSender<SealJob>,
+    busy: &AtomicU64,
 ) {
-    while let Ok(mut job) = jobs.recv() {
+    loop {
+        let (job, polled) = spin_recv(jobs, SPIN);
+        let Ok(mut job) = job else { return };
+        let started = Instant::now();
         let n = job.count;
         job.sealed = match &job.batch {
             Some(batch) => tunnel.seal_batch_with(
@@ -243,6 +284,11 @@ fn run_helper(
             ),
             None => 0,
         };
+        let took = polled + started.elapsed();
+        busy.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         if done.send(job).is_err() {
             return;
         }
