@@ -353,6 +353,11 @@ impl Nonces {
         front
     }
 
+    /// The next one to be used (tests).
+    pub fn first(&self) -> u64 {
+        self.next
+    }
+
     /// How many are left.
     pub fn remaining(&self) -> u64 {
         self.end - self.next

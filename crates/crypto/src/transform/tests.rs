@@ -293,9 +293,11 @@ fn aead_counters_reserved_for_two_threads_are_each_used_once() {
                 for _ in 0..50 {
                     let mut back = tx.reserve(10).expect("counters left");
                     let mut front = back.split_off_front(4);
+                    // The two halves at once, as the send thread and its helper seal them.
                     let (a, b) = std::thread::scope(|t| {
                         let a = t.spawn(|| seal_all(&mut front, 4));
-                        (a.join().expect("front"), seal_all(&mut back, 6))
+                        let b = seal_all(&mut back, 6);
+                        (a.join().expect("front"), b)
                     });
                     assert_eq!(front.remaining(), 0, "all of the front used");
                     out.extend(a.into_iter().chain(b));
@@ -327,6 +329,44 @@ fn aead_counters_reserved_for_two_threads_are_each_used_once() {
         refused,
         Err(TransformError::Exhausted),
         "no counter without a reservation"
+    );
+}
+
+/// Reservations racing on four threads get disjoint counters.
+#[test]
+fn aead_reservations_racing_never_overlap() {
+    let c = community();
+    let root = RootKey::derive_with_cost(b"secret", &c, 64, 1).expect("kdf");
+    let tx = AeadTransform::new(root, Mac([2, 0, 0, 0, 0, 1]), 1_000, &mut OsRandom);
+    let start = std::sync::Barrier::new(4);
+    let firsts: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    (0..20_000)
+                        .map(|_| {
+                            let mut n = tx.reserve(3).expect("counters left");
+                            let first = n.split_off_front(1);
+                            assert_eq!((first.remaining(), n.remaining()), (1, 2));
+                            first.first()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), firsts.len(), "two reservations overlapped");
+    assert!(
+        sorted.windows(2).all(|w| w[1] - w[0] >= 3),
+        "ranges of 3 overlap"
     );
 }
 

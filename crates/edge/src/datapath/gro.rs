@@ -1,5 +1,5 @@
 //! TAP-side GRO (data-path.md §4–5): consecutive TCP segments (IPv4 or IPv6) of one flow that arrive in
-//! one receive batch are joined into one super-frame and written to the TAP once, so the
+//! one receive batch (or in batches already queued behind it) are joined into one super-frame and written to the TAP once, so the
 //! kernel's TCP stack runs once per batch instead of once per frame (and acknowledges less).
 //! Everything else is written frame by frame, in order.
 
@@ -212,9 +212,9 @@ impl Coalescer {
             && head[tcp + 20..] == frame[tcp + 20..seg.hdr_len]
     }
 
-    /// Whether a super-frame is being joined (a write is pending).
+    /// Whether a super-frame is being joined and may still grow (a write is pending).
     pub fn pending(&self) -> bool {
-        self.segments > 0
+        self.segments > 0 && !self.closed
     }
 
     /// Writes what is pending: a single segment as it came, several as one super-frame.

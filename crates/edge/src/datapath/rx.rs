@@ -23,8 +23,9 @@ struct Rx {
     gro: Coalescer,
 }
 
-/// Receive batches whose segments may still join one super-frame before it is written: a
-/// sender's TSO frame often leaves in two GSO sends, and each TAP write costs a TCP ACK.
+/// Extra receive batches whose segments may still join one super-frame before it is
+/// written: a sender's TSO frame often leaves in two GSO sends, and each TAP write costs a
+/// TCP ACK. Only batches already queued join; none is waited for.
 const JOIN_BATCHES: usize = 4;
 
 /// Receives until the socket fails.

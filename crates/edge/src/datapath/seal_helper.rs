@@ -43,7 +43,8 @@ pub struct SplitChoice {
 
 impl SplitChoice {
     /// Whether to split the next batch: the faster way, or the other one every `EXPLORE`
-    /// batches (a way never tried counts as the fastest).
+    /// batches (it starts alone; a way not tried yet counts as the faster once the other
+    /// has been measured).
     pub fn split(&mut self) -> bool {
         self.batches = self.batches.wrapping_add(1);
         let faster = self.avg_ns[1] < self.avg_ns[0];
@@ -186,7 +187,8 @@ impl SealHelper {
         let count = lens.len();
         let front = count / 2;
         let back = count - front;
-        let Some(mut job) = self.spare.take().filter(|j| j.slots.len() >= back) else {
+        let fits = self.spare.as_ref().is_some_and(|j| j.slots.len() >= back);
+        let Some(mut job) = self.spare.take_if(|_| fits) else {
             return tunnel.seal_batch(batch, &mut nonces, slots, lens, out);
         };
         let mut front_nonces = nonces.split_off_front(front as u64);
@@ -282,7 +284,10 @@ fn run_helper(
                 &job.lens[..n],
                 &mut job.out[..n],
             ),
-            None => 0,
+            None => {
+                job.out[..n].fill(0..0);
+                0
+            }
         };
         let took = polled + started.elapsed();
         busy.fetch_add(

@@ -5,8 +5,9 @@
 //! simulator and the data-path threads (`crate::datapath`, which only move bytes) run the
 //! same code. On the wire it is one Ethernet frame per datagram, as n2n.
 //!
-//! The two directions work in parallel: each locks only its own half (sending: transform,
-//! compressor, hint limiter; receiving: transform, decompressor, stamps, hint limiter). The
+//! The two directions work in parallel: each locks only its own half (sending: the sealer
+//! and hint limiter, the transform itself being shared with any twin sealer; receiving:
+//! transform, decompressor, stamps, hint limiter). The
 //! control machine and the Tunnel exchange plain messages: [`View`] and the dynamic key one
 //! way, [`ControlMsg`] and [`PeerHint`] the other.
 
@@ -187,7 +188,7 @@ pub struct Tunnel {
     rx: Mutex<RxState>,
     /// Header stamps for everything this edge sends, shared with the control machine.
     stamps: Arc<StampGenerator>,
-    /// User/password: the dynamic header key (receive side; the sealer keeps its own copy).
+    /// User/password: the dynamic header key (both directions read it here).
     dynamic_key: ArcSwapOption<HeaderKey>,
     counters: Counters,
 }
@@ -383,7 +384,11 @@ impl Tunnel {
     ) -> u64 {
         match self.tx.lock() {
             Ok(mut tx) => self.seal_batch_with(&mut tx.sealer, batch, nonces, slots, lens, out),
-            Err(_) => 0,
+            Err(_) => {
+                // Nothing sealed: no range may point at the plain frames.
+                out.iter_mut().for_each(|r| *r = 0..0);
+                0
+            }
         }
     }
 
