@@ -2,17 +2,23 @@
 
 /// One's-complement sum of `data` as big-endian 16-bit words, plus `seed`, folded to 16 bits.
 pub fn sum(data: &[u8], seed: u64) -> u16 {
-    // A big-endian u32 is w0·2¹⁶ + w1, and 2¹⁶ ≡ 1 (mod 2¹⁶ − 1): summing u32s and folding
-    // gives the sum of the 16-bit words, four bytes per step.
-    let mut acc = seed;
+    // The sum does not depend on byte order (RFC 1071 §2(B)): add the data as little-endian
+    // u32s (no byte swaps, and the loop vectorizes), fold, swap the result's two bytes. A u32
+    // is w0 + w1·2¹⁶ and 2¹⁶ ≡ 1 (mod 2¹⁶ − 1), so u32s sum as their 16-bit words do.
+    let mut acc = 0u64;
     let mut words = data.chunks_exact(4);
     for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        acc += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
     }
     let rest = words.remainder();
     let mut tail = [0u8; 4];
     tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_be_bytes(tail));
+    acc += u64::from(u32::from_le_bytes(tail));
+    fold(u64::from(fold(acc).swap_bytes()) + seed)
+}
+
+/// Folds a one's-complement sum to 16 bits.
+fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
