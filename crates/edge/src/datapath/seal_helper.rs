@@ -6,7 +6,8 @@
 //!
 //! Splitting pays only when the other core is free: waking the helper, waiting for it and
 //! moving the sealed bytes between caches cost more than AES-GCM saves on a machine whose
-//! cores are busy with the rest of the traffic. So [`SplitChoice`] measures the send thread's
+//! cores are busy with the rest of the traffic. So the helper is used only while the machine
+//! leaves a core idle ([`IdleWatch`]), and then [`SplitChoice`] measures the send thread's
 //! time per frame both ways and keeps the faster one, trying the other now and then.
 
 use std::mem::swap;
@@ -379,12 +380,9 @@ mod tests {
                 assert_eq!(got.as_deref(), Some(&want[..]), "frame {i} of {count}");
             }
         }
-        let sent = shared
-            .tunnel
-            .counters()
-            .p2p_tx
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let sent = shared.tunnel.counters().p2p_tx.load(Ordering::Relaxed);
         assert_eq!(sent, n as u64);
         assert_eq!(b.counters().dropped_total(), 0, "no nonce used twice");
+        assert!(helper.busy.load(Ordering::Relaxed) > 0, "the helper sealed");
     }
 }
