@@ -162,18 +162,12 @@ impl SealHelper {
         lens: &[usize],
         out: &mut [Range<usize>],
     ) -> Encap {
-        let count = lens.len().min(slots.len()).min(out.len());
-        let (batch, mut nonces) = match tunnel.route(now, &slots[..count], &lens[..count]) {
-            Ok(routed) => routed,
-            Err(reason) => return Encap::Drop(reason),
-        };
-        let (slots, lens, out) = (&mut slots[..count], &lens[..count], &mut out[..count]);
-        let sealed = if split {
-            self.seal(tunnel, &batch, nonces, slots, lens, out)
-        } else {
-            tunnel.seal_batch(&batch, &mut nonces, slots, lens, out)
-        };
-        tunnel.finish(&batch, count as u64, sealed)
+        if !split {
+            return tunnel.encapsulate(now, slots, lens, out);
+        }
+        tunnel.encapsulate_by(now, slots, lens, out, |batch, nonces, slots, lens, out| {
+            self.seal(tunnel, batch, nonces, slots, lens, out)
+        })
     }
 
     fn seal(

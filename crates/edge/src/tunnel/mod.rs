@@ -305,12 +305,40 @@ impl Tunnel {
         lens: &[usize],
         out: &mut [Range<usize>],
     ) -> Encap {
+        self.encapsulate_by(
+            now,
+            slots,
+            lens,
+            out,
+            |batch, mut nonces, slots, lens, out| {
+                self.seal_batch(batch, &mut nonces, slots, lens, out)
+            },
+        )
+    }
+
+    /// [`Self::encapsulate`] with the sealing done by `seal` (the batch, its nonces and the
+    /// first `count` slots, lengths and ranges; returns how many it sealed): a caller may
+    /// share it between threads.
+    pub fn encapsulate_by(
+        &self,
+        now: Now,
+        slots: &mut [Slot],
+        lens: &[usize],
+        out: &mut [Range<usize>],
+        seal: impl FnOnce(&Batch, Nonces, &mut [Slot], &[usize], &mut [Range<usize>]) -> u64,
+    ) -> Encap {
         let count = lens.len().min(slots.len()).min(out.len());
-        let (batch, mut nonces) = match self.route(now, &slots[..count], &lens[..count]) {
+        let (batch, nonces) = match self.route(now, &slots[..count], &lens[..count]) {
             Ok(routed) => routed,
             Err(reason) => return Encap::Drop(reason),
         };
-        let sealed = self.seal_batch(&batch, &mut nonces, slots, lens, out);
+        let sealed = seal(
+            &batch,
+            nonces,
+            &mut slots[..count],
+            &lens[..count],
+            &mut out[..count],
+        );
         self.finish(&batch, count as u64, sealed)
     }
 
