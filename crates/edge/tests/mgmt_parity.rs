@@ -61,6 +61,16 @@ fn sent_cookie(e: &mut Edge) -> u32 {
     cookie.expect("a REGISTER_SUPER")
 }
 
+/// An edge machine with `cfg`, seeded randomness and its clock at `T0`.
+fn edge_at_t0(cfg: EdgeMachineConfig) -> Edge {
+    Edge::new(
+        cfg,
+        Box::new(Xorshift128Plus::seeded(7)),
+        Arc::new(StampGenerator::default()),
+        T0,
+    )
+}
+
 /// An edge of `test` (10.0.0.1/24, 02:..:01) registered with 198.18.0.1 at T0+1 s, which
 /// named a second supernode (198.18.0.2, that answered a PONG at T0+5 s); one known peer
 /// (02:..:03, confirmed at T0+10 s and heard from at T0+20 s), one pending peer with a
@@ -72,12 +82,7 @@ fn machine() -> Edge {
         dev_addr: Some(IpSubnet::new([10, 0, 0, 1].into(), 24)),
         ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
     };
-    let mut e = Edge::new(
-        cfg,
-        Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(StampGenerator::default()),
-        T0,
-    );
+    let mut e = edge_at_t0(cfg);
     let cookie = sent_cookie(&mut e);
     let second = sn(2);
     let entry = SupernodeEntry {
@@ -614,12 +619,7 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
         desc: Desc::from_text("me"),
         ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
     };
-    let edge = Edge::new(
-        cfg,
-        Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(StampGenerator::default()),
-        T0,
-    );
+    let edge = edge_at_t0(cfg);
     let tunnel = tunnel(false);
     for c in [
         &tunnel.counters().transop_tx,
@@ -679,12 +679,7 @@ fn a_path_being_verified_is_listed_as_pending_at_its_socket() {
         authenticated_paths: true,
         ..EdgeMachineConfig::new(comm(), mac(1), vec![sn(1)])
     };
-    let mut e = Edge::new(
-        cfg,
-        Box::new(Xorshift128Plus::seeded(7)),
-        Arc::new(StampGenerator::default()),
-        T0,
-    );
+    let mut e = edge_at_t0(cfg);
     let relayed = datagram(
         Flags::FROM_SUPERNODE,
         Message::Register(Register {
