@@ -20,6 +20,14 @@ struct Bucket {
     last_us: u64,
 }
 
+impl Bucket {
+    /// Copies available at `now_us` (millionths), refilled at `per_sec` up to `burst`.
+    fn level(&self, now_us: u64, per_sec: u64, burst: u64) -> u64 {
+        let refill = now_us.saturating_sub(self.last_us).saturating_mul(per_sec);
+        self.micro.saturating_add(refill).min(burst)
+    }
+}
+
 #[derive(Debug)]
 pub struct FanoutBudget {
     per_sec: u64,
@@ -61,10 +69,7 @@ impl FanoutBudget {
             micro: burst,
             last_us: now_us,
         });
-        let refill = now_us
-            .saturating_sub(b.last_us)
-            .saturating_mul(self.per_sec);
-        b.micro = b.micro.saturating_add(refill).min(burst);
+        b.micro = b.level(now_us, self.per_sec, burst);
         b.last_us = now_us;
         let cost = (copies as u64).saturating_mul(1_000_000);
         if cost > b.micro {
@@ -77,10 +82,8 @@ impl FanoutBudget {
     /// Forgets the sources whose budget has filled up again (they lose nothing by it).
     pub fn purge(&mut self, now_us: u64) {
         let (per_sec, burst) = (self.per_sec, self.burst_micro());
-        self.buckets.retain(|_, b| {
-            let refill = now_us.saturating_sub(b.last_us).saturating_mul(per_sec);
-            b.micro.saturating_add(refill) < burst
-        });
+        self.buckets
+            .retain(|_, b| b.level(now_us, per_sec, burst) < burst);
     }
 
     pub fn sources(&self) -> usize {
