@@ -192,6 +192,33 @@ fn fifty_megabytes_arrive_intact() {
         .expect("head")
         .stdout;
     transfer_intact(&lab, &peer_ip(1), &random);
+    for e in [&_e0, &_e1] {
+        let log = e.log_text();
+        assert!(log.contains("one thread for both directions"), "{log}");
+    }
+}
+
+/// The data path as two threads (`N2N_RS_DUPLEX=0`): the send thread reads the TAP, the
+/// receive thread writes it, each on its own.
+#[test]
+fn with_two_data_path_threads_data_arrives_intact() {
+    let Some(_g) = guard("with_two_data_path_threads_data_arrives_intact") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let start = |i| crate::start_edge_env(&lab, i, &["N2N_RS_DUPLEX=0"], &["-k", "secret", "-A7"]);
+    let (e0, e1) = (start(0), start(1));
+    let random = std::process::Command::new("head")
+        .args(["-c", "20000000", "/dev/urandom"])
+        .output()
+        .expect("head")
+        .stdout;
+    transfer_intact(&lab, &peer_ip(1), &random);
+    for e in [&e0, &e1] {
+        let log = e.log_text();
+        assert!(log.contains("a send thread and a receive thread"), "{log}");
+    }
 }
 
 /// The data path without UDP offloads, as the start-up self-test leaves it when a kernel

@@ -6,7 +6,9 @@ mod udp_calls;
 use std::ffi::CString;
 use std::io;
 
-pub use udp_calls::{readable_now, recv_each, send_each, send_segments, set_udp_gro};
+pub use udp_calls::{
+    readable_now, recv_each, recv_gro, send_each, send_segments, set_udp_gro, wait_readable,
+};
 
 /// CLOCK_BOOTTIME in microseconds: monotonic, and counting time suspended.
 pub fn boottime_micros() -> u64 {

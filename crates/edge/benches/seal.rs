@@ -70,6 +70,8 @@ fn shared(cipher: u8) -> Arc<Shared> {
         gso: AtomicBool::new(false),
         gro: false,
         parallel: true,
+        duplex_wanted: false,
+        duplex: AtomicBool::new(false),
         tcp: None,
         tap: OnceLock::new(),
     })

@@ -4,7 +4,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// Most messages one `sendmmsg` call takes here.
 const MMSG_BATCH: usize = 64;
@@ -109,10 +109,12 @@ pub fn send_each(sock: &impl AsRawFd, to: SocketAddr, parts: &[IoSlice<'_>]) -> 
 /// the first arrives (MSG_WAITFORONE: a blocking socket must not wait to fill the batch).
 /// `got[i]` is the length and sender of the datagram in `bufs[i]` (length 0: skip it);
 /// returns how many.
+/// With `wait` false it does not block at all (MSG_DONTWAIT): nothing queued is `WouldBlock`.
 pub fn recv_each(
     sock: &impl AsRawFd,
     bufs: &mut [io::IoSliceMut<'_>],
     got: &mut [(usize, SocketAddr)],
+    wait: bool,
 ) -> io::Result<usize> {
     let n = bufs.len().min(got.len()).min(MMSG_BATCH);
     // SAFETY: sockaddr_storage and mmsghdr are plain old data; all zeroes is valid.
@@ -133,7 +135,7 @@ pub fn recv_each(
                 sock.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 n as u32,
-                libc::MSG_WAITFORONE,
+                libc::MSG_WAITFORONE | dontwait(wait),
                 std::ptr::null_mut(),
             )
         };
@@ -153,6 +155,68 @@ pub fn recv_each(
         };
     }
     Ok(rc)
+}
+
+fn dontwait(wait: bool) -> libc::c_int {
+    if wait { 0 } else { libc::MSG_DONTWAIT }
+}
+
+/// The control buffer for one UDP_GRO message, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct GroCmsg([u8; 64]);
+
+/// Receives one datagram, or one GRO batch of equal-sized datagrams (the last may be shorter),
+/// into `buf`: returns its length, the size of each datagram in it and the sender. With `wait`
+/// false it does not block (MSG_DONTWAIT): nothing queued, or only a datagram the kernel then
+/// drops (bad checksum), is `WouldBlock`. A sender that is not IPv4/IPv6 reads as length 0.
+pub fn recv_gro(
+    sock: &impl AsRawFd,
+    buf: &mut [u8],
+    wait: bool,
+) -> io::Result<(usize, usize, SocketAddr)> {
+    // SAFETY: sockaddr_storage and msghdr are plain old data; all zeroes is valid.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut control = GroCmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    hdr.msg_name = std::ptr::from_mut(&mut name).cast();
+    hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.0.as_mut_ptr().cast();
+    hdr.msg_controllen = control.0.len();
+    let len = loop {
+        // SAFETY: `hdr` points at the name, the one iovec over `buf` and the control buffer,
+        // all alive and exclusively borrowed for the call; the kernel writes within their sizes.
+        let rc = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr, dontwait(wait)) };
+        if rc >= 0 {
+            break rc as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut stride = len;
+    // SAFETY: the kernel set msg_controllen to what it wrote into `control`; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within it, and a UDP_GRO message carries one int.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                stride = usize::try_from(size).unwrap_or(len);
+            }
+            cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+        }
+    }
+    match sockaddr(&name, hdr.msg_namelen) {
+        Some(from) => Ok((len, stride.clamp(1, len.max(1)), from)),
+        None => Ok((0, 1, SocketAddr::from(([0, 0, 0, 0], 0)))),
+    }
 }
 
 /// The IPv4 or IPv6 address the kernel wrote.
@@ -194,4 +258,24 @@ pub fn readable_now(sock: &impl AsRawFd) -> bool {
     // SAFETY: one valid pollfd, and a zero timeout.
     let rc = unsafe { libc::poll(&mut fd, 1, 0) };
     rc == 1 && fd.revents & libc::POLLIN != 0
+}
+
+/// Blocks until `a` or `b` is readable (or has an error to report); says which are.
+pub fn wait_readable(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
+    let mut fds = [a, b].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: two valid pollfds in a live array; no timeout.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if rc >= 0 {
+            return Ok((fds[0].revents != 0, fds[1].revents != 0));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }

@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use quinn_udp::UdpSocketState;
-
 use super::{GRO_BUF, MAX_GSO_BYTES};
 use crate::os;
 
@@ -130,15 +128,12 @@ impl Receiver {
         }
     }
 
-    /// Blocks until datagrams arrive (see [`Self::datagrams`]).
-    pub fn recv(
-        &mut self,
-        state: &UdpSocketState,
-        sock: &(impl std::os::fd::AsFd + AsRawFd),
-    ) -> io::Result<()> {
+    /// Receives what is queued (see [`Self::datagrams`]). With `wait` it blocks until something
+    /// arrives; without, nothing queued is `WouldBlock` (it never blocks, even when the kernel
+    /// drops the only datagram it found, e.g. for a bad checksum).
+    pub fn recv(&mut self, sock: &impl AsRawFd, wait: bool) -> io::Result<()> {
         if self.buf.len() == self.room {
-            let (len, stride, from) = super::recv_batch(state, sock, &mut self.buf)?;
-            self.got[0] = (len, stride, from);
+            self.got[0] = os::recv_gro(sock, &mut self.buf, wait)?;
             self.count = 1;
             return Ok(());
         }
@@ -146,7 +141,7 @@ impl Receiver {
         let mut iov: [IoSliceMut<'_>; MMSG_COUNT] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let mut got = [(0, SocketAddr::from(([0, 0, 0, 0], 0))); MMSG_COUNT];
-        let n = os::recv_each(sock, &mut iov, &mut got)?;
+        let n = os::recv_each(sock, &mut iov, &mut got, wait)?;
         for (slot, (len, from)) in self.got.iter_mut().zip(&got[..n]) {
             *slot = (*len, (*len).max(1), *from);
         }
@@ -180,7 +175,7 @@ mod tests {
         for (gso, gro) in [(true, true), (true, false), (false, true), (false, false)] {
             let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
             let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            let sb = offload_state(&b, true).expect("state");
+            offload_state(&b, true).expect("state");
             os::set_udp_gro(&b, gro).expect("gro");
             // Runs of equal sizes, a shorter one ending a run, a longer one starting the next,
             // and more than one GSO send can take.
@@ -198,11 +193,37 @@ mod tests {
                 .expect("timeout");
             let mut rx = Receiver::new(gro);
             let mut got = Vec::new();
-            while got.len() < sent.len() && rx.recv(&sb, &b).is_ok() {
+            while got.len() < sent.len() && rx.recv(&b, true).is_ok() {
                 got.extend(rx.datagrams().map(|(d, _)| d.to_vec()));
             }
             let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
             assert!(got == sent, "gso {gso} gro {gro}: got {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn a_receive_that_must_not_wait_returns_at_once() {
+        for gro in [true, false] {
+            let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            offload_state(&b, true).expect("state");
+            os::set_udp_gro(&b, gro).expect("gro");
+            // A receive that waited would end only at this timeout.
+            b.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .expect("timeout");
+            let mut rx = Receiver::new(gro);
+            let started = std::time::Instant::now();
+            let e = rx.recv(&b, false).expect_err("nothing queued");
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "gro {gro}");
+            assert!(started.elapsed() < std::time::Duration::from_millis(500));
+            // Loopback queues a datagram within the send call.
+            let sent = [7u8; 300];
+            a.send_to(&sent, b.local_addr().expect("addr"))
+                .expect("send");
+            rx.recv(&b, false).expect("queued");
+            let got: Vec<(Vec<u8>, SocketAddr)> =
+                rx.datagrams().map(|(d, from)| (d.to_vec(), from)).collect();
+            assert_eq!(got, vec![(sent.to_vec(), a.local_addr().expect("addr"))]);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! control machine must hear goes through one bounded queue.
 
 pub mod checksum;
+mod duplex;
 pub mod gro;
 mod idle;
 pub mod offload;
@@ -15,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
+pub use duplex::start_duplex;
 pub use rx::{run_rx, run_rx_tcp};
 pub use tcp::TcpLink;
 pub use tx::{run_tx, send_frame};
@@ -29,6 +31,10 @@ pub trait FrameIo: Send + Sync {
     /// Whether reads and writes carry a virtio header (TAP offloads, see [`offload`]).
     fn vnet_hdr(&self) -> bool {
         false
+    }
+    /// The descriptor to wait on, for a thread that serves the TAP and the socket at once.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
     }
 }
 
@@ -87,6 +93,10 @@ pub struct Shared {
     /// Whether big batches may be sealed on two threads, the send thread and a helper
     /// (`N2N_RS_PARALLEL=0` turns it off).
     pub parallel: bool,
+    /// Whether one thread serves both directions (`N2N_RS_DUPLEX=0` keeps two).
+    pub duplex_wanted: bool,
+    /// Set once that thread runs: the receive thread that ran before the TAP existed stops.
+    pub duplex: std::sync::atomic::AtomicBool,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

@@ -3,8 +3,8 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use quinn_udp::UdpSocketState;
 use tracing::{debug, trace};
 
 use super::gro::Coalescer;
@@ -14,7 +14,7 @@ use crate::tunnel::{Decap, DropReason, MAX_FRAME, Now};
 use n2n_daemon::udp::Receiver;
 
 /// The receive thread's buffers.
-struct Rx {
+pub(super) struct Rx {
     shared: Arc<Shared>,
     control: ControlTx,
     /// Decompressed frames, behind room for the virtio header.
@@ -28,34 +28,16 @@ struct Rx {
 /// TCP ACK. Only batches already queued join; none is waited for.
 const JOIN_BATCHES: usize = 4;
 
-/// Receives until the socket fails.
-pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, state: Arc<UdpSocketState>, control: ControlTx) {
+/// Receives until the socket fails, or until a thread serving both directions takes over
+/// (`Shared::duplex`): until the TAP exists this thread receives alone.
+pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
-    let mut joined = 0;
-    loop {
-        match batch.recv(&state, &udp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
-            Err(e) => {
-                debug!(error = %e, "receive failed; stopping the receive thread");
-                return rx.control.post_blocking(ToControl::Stopped("receive"));
-            }
-        };
-        // One reading of the clocks per receive batch, not per datagram.
-        let now = now();
-        for (datagram, from) in batch.datagrams() {
-            rx.handle(datagram, from, now);
+    while rx.receive(&mut batch, &udp, true) {
+        if rx.shared.duplex.load(Ordering::Acquire) {
+            debug!("the data path serves both directions on one thread now");
+            return;
         }
-        // More already queued: let it join the pending super-frame (never waits for it).
-        if rx.gro.pending() && joined < JOIN_BATCHES && n2n_daemon::os::readable_now(&udp) {
-            joined += 1;
-            continue;
-        }
-        joined = 0;
-        rx.flush();
     }
 }
 
@@ -77,13 +59,46 @@ pub fn run_rx_tcp(shared: Arc<Shared>, control: ControlTx) {
 }
 
 impl Rx {
-    fn new(shared: Arc<Shared>, control: ControlTx) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, control: ControlTx) -> Self {
         Rx {
             shared,
             control,
             frame: vec![0u8; VNET_HDR + MAX_FRAME],
             gro: Coalescer::default(),
         }
+    }
+
+    /// Receives one batch (waiting for it with `wait`), joins the batches already queued
+    /// behind it to a pending super-frame, and writes the frames. False once the socket
+    /// failed (the control machine has been told).
+    pub(super) fn receive(&mut self, batch: &mut Receiver, udp: &UdpSocket, wait: bool) -> bool {
+        let mut wait = wait;
+        for joined in 0..=JOIN_BATCHES {
+            match batch.recv(udp, wait) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => break,
+                Err(e) => {
+                    debug!(error = %e, "receive failed; stopping the receive thread");
+                    self.flush();
+                    self.control.post_blocking(ToControl::Stopped("receive"));
+                    return false;
+                }
+            }
+            // One reading of the clocks per receive batch, not per datagram.
+            let now = now();
+            for (datagram, from) in batch.datagrams() {
+                self.handle(datagram, from, now);
+            }
+            // More already queued may join the pending super-frame (never waits for it).
+            if !self.gro.pending() || joined == JOIN_BATCHES || !n2n_daemon::os::readable_now(udp) {
+                break;
+            }
+            wait = false;
+        }
+        self.flush();
+        true
     }
 
     fn flush(&mut self) {

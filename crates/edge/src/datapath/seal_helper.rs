@@ -347,6 +347,8 @@ mod tests {
             gso: AtomicBool::new(false),
             gro: false,
             parallel: true,
+            duplex_wanted: false,
+            duplex: AtomicBool::new(false),
             tcp: None,
             tap: OnceLock::new(),
         });

@@ -42,7 +42,7 @@ pub fn send_frame(shared: &Shared, udp: &UdpSocket, slot: &mut Slot, len: usize)
 }
 
 /// The send thread's state.
-struct Tx {
+pub(super) struct Tx {
     shared: Arc<Shared>,
     udp: UdpSocket,
     control: ControlTx,
@@ -51,51 +51,70 @@ struct Tx {
     out: Vec<Range<usize>>,
     /// Seals half of a big batch on the other core (`Shared::parallel`).
     helper: Option<SealHelper>,
+    /// What a TAP read lands in (a super-frame, with TAP offloads).
+    read: Vec<u8>,
 }
 
 /// Reads frames from the TAP until it fails.
 pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, control: ControlTx) {
-    let vnet = tap.vnet_hdr();
-    let mut tx = Tx {
-        shared,
-        udp,
-        control,
-        slots: (0..if vnet { MAX_SEGMENTS } else { 1 })
-            .map(|_| Slot::default())
-            .collect(),
-        lens: vec![0; MAX_SEGMENTS],
-        out: vec![0..0; MAX_SEGMENTS],
-        helper: None,
-    };
-    // Sealing a batch is worth sharing only when there is a transform or compression to run.
-    let cfg = tx.shared.tunnel.config();
-    let work = cfg.transform != transform_id::NULL || cfg.compression != compression::NONE;
-    if vnet && work && tx.shared.parallel {
-        tx.helper = SealHelper::start(&tx.shared);
+    let mut tx = Tx::new(shared, &*tap, udp, control);
+    while tx.read_once(&*tap) {}
+}
+
+impl Tx {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        tap: &dyn FrameIo,
+        udp: UdpSocket,
+        control: ControlTx,
+    ) -> Self {
+        let vnet = tap.vnet_hdr();
+        let mut tx = Tx {
+            shared,
+            udp,
+            control,
+            slots: (0..if vnet { MAX_SEGMENTS } else { 1 })
+                .map(|_| Slot::default())
+                .collect(),
+            lens: vec![0; MAX_SEGMENTS],
+            out: vec![0..0; MAX_SEGMENTS],
+            helper: None,
+            read: vec![0u8; if vnet { MAX_READ } else { 0 }],
+        };
+        // Sealing a batch is worth sharing only when there is a transform or compression to run.
+        let cfg = tx.shared.tunnel.config();
+        let work = cfg.transform != transform_id::NULL || cfg.compression != compression::NONE;
+        if vnet && work && tx.shared.parallel {
+            tx.helper = SealHelper::start(&tx.shared);
+        }
+        tx
     }
-    let mut read = vec![0u8; if vnet { MAX_READ } else { 0 }];
-    loop {
-        let got = if vnet {
-            tap.recv(&mut read)
-                .map(|n| segment(&mut read[..n], &mut tx.slots, &mut tx.lens))
+
+    /// Reads one frame or super-frame from the TAP and sends it; false once the TAP failed.
+    pub(super) fn read_once(&mut self, tap: &dyn FrameIo) -> bool {
+        let got = if tap.vnet_hdr() {
+            tap.recv(&mut self.read)
+                .map(|n| segment(&mut self.read[..n], &mut self.slots, &mut self.lens))
         } else {
-            tap.recv(&mut tx.slots[0].0[FRAME_AT..FRAME_AT + MAX_FRAME])
+            tap.recv(&mut self.slots[0].0[FRAME_AT..FRAME_AT + MAX_FRAME])
                 .map(|n| {
-                    tx.lens[0] = n;
+                    self.lens[0] = n;
                     Ok(1)
                 })
         };
         match got {
-            Ok(Ok(count)) => tx.send(count),
+            Ok(Ok(count)) => self.send(count),
             Ok(Err(e)) => {
                 trace!(error = %e, "TAP read dropped");
-                tx.shared.tunnel.count_drop(DropReason::TapRead, 1);
+                self.shared.tunnel.count_drop(DropReason::TapRead, 1);
             }
             Err(e) => {
                 debug!(error = %e, "TAP read failed; stopping the send thread");
-                return tx.control.post_blocking(ToControl::Stopped("send"));
+                self.control.post_blocking(ToControl::Stopped("send"));
+                return false;
             }
         }
+        true
     }
 }
 

@@ -132,12 +132,11 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     mac[0] = (mac[0] & 0xfe) | 0x02;
     let mac = Mac(mac);
     let udp = udp_socket(&cfg)?;
-    let udp_state = Arc::new(
-        n2n_daemon::udp::offload_state(&udp, true).map_err(|source| RuntimeError::Socket {
-            addr: cfg.local,
-            source,
-        })?,
-    );
+    // quinn-udp's socket options (UDP_GRO where the kernel has it); blocking.
+    n2n_daemon::udp::offload_state(&udp, true).map_err(|source| RuntimeError::Socket {
+        addr: cfg.local,
+        source,
+    })?;
     let offloads = udp_offloads(&udp);
     let mgmt_sock = std::net::UdpSocket::bind(("127.0.0.1", cfg.mgmt_port)).map_err(|source| {
         RuntimeError::Management {
@@ -186,6 +185,8 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         gso: offloads.gso.into(),
         gro: offloads.gro,
         parallel: parallel_wanted(),
+        duplex_wanted: std::env::var_os("N2N_RS_DUPLEX").is_none_or(|v| v != "0"),
+        duplex: false.into(),
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
@@ -223,12 +224,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
     };
     let (control_tx, control_rx) = datapath::control_queue();
     {
-        let (shared, udp, state, control) = (
-            Arc::clone(&shared),
-            udp.try_clone()?,
-            Arc::clone(&udp_state),
-            control_tx.clone(),
-        );
+        let (shared, udp, control) = (Arc::clone(&shared), udp.try_clone()?, control_tx.clone());
         let tcp = cfg.tcp;
         std::thread::Builder::new()
             .name("n2n-rx".into())
@@ -236,7 +232,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
                 if tcp {
                     datapath::run_rx_tcp(shared, control)
                 } else {
-                    datapath::run_rx(shared, udp, state, control)
+                    datapath::run_rx(shared, udp, control)
                 }
             })?;
     }
@@ -324,6 +320,15 @@ impl Shell {
         let _ = self.shared.tap.set(Arc::clone(&tap));
         if !self.tx_started {
             self.tx_started = true;
+            let shared = &self.shared;
+            if shared.duplex_wanted
+                && shared.tcp.is_none()
+                && datapath::start_duplex(shared, &tap, &self.udp, &self.control_tx)?
+            {
+                info!("data path: one thread for both directions");
+                return self.after_tap_up();
+            }
+            info!("data path: a send thread and a receive thread");
             let (shared, udp, control) = (
                 Arc::clone(&self.shared),
                 self.udp.try_clone()?,
@@ -333,6 +338,11 @@ impl Shell {
                 .name("n2n-tx".into())
                 .spawn(move || datapath::run_tx(shared, tap, udp, control))?;
         }
+        self.after_tap_up()
+    }
+
+    /// Adds the `-n` routes and drops privileges, once the TAP is up.
+    fn after_tap_up(&mut self) -> Result<(), RuntimeError> {
         if self.routes.is_empty() {
             // Routes need the privileges about to be dropped.
             self.routes = routes::add(&self.cfg.routes, &self.cfg.device, self.cfg.supernodes[0]);

@@ -75,4 +75,8 @@ impl FrameIo for Tap {
     fn vnet_hdr(&self) -> bool {
         self.vnet_hdr
     }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(&self.dev))
+    }
 }
