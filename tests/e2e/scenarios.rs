@@ -184,18 +184,23 @@ fn fifty_megabytes_arrive_intact() {
     };
     let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
     let _sn = start_supernode(&lab, &[]);
-    let _e0 = start_edge(&lab, 0, &["-k", "secret", "-A6", "-z1"]);
-    let _e1 = start_edge(&lab, 1, &["-k", "secret", "-A6", "-z1"]);
+    // -v: the sender logs (debug) when its receiving moves to a thread of its own.
+    let e0 = start_edge(&lab, 0, &["-k", "secret", "-A6", "-z1", "-v"]);
+    let e1 = start_edge(&lab, 1, &["-k", "secret", "-A6", "-z1"]);
     let random = std::process::Command::new("head")
         .args(["-c", "50000000", "/dev/urandom"])
         .output()
         .expect("head")
         .stdout;
     transfer_intact(&lab, &peer_ip(1), &random);
-    for e in [&_e0, &_e1] {
+    for e in [&e0, &e1] {
         let log = e.log_text();
         assert!(log.contains("one thread for both directions"), "{log}");
     }
+    // Sending kept the sender's TAP thread busy, so a receive thread took the socket, and the
+    // transfer (its ACKs) went on through it.
+    let log = e0.log_text();
+    assert!(log.contains("split=true"), "{log}");
 }
 
 /// The data path as two threads (`N2N_RS_DUPLEX=0`): the send thread reads the TAP, the

@@ -72,6 +72,7 @@ fn shared(cipher: u8) -> Arc<Shared> {
         parallel: true,
         duplex_wanted: false,
         duplex: AtomicBool::new(false),
+        rx_thread: OnceLock::new(),
         tcp: None,
         tap: OnceLock::new(),
     })

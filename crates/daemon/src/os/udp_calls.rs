@@ -260,16 +260,18 @@ pub fn readable_now(sock: &impl AsRawFd) -> bool {
     rc == 1 && fd.revents & libc::POLLIN != 0
 }
 
-/// Blocks until `a` or `b` is readable (or has an error to report); says which are.
-pub fn wait_readable(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
-    let mut fds = [a, b].map(|fd| libc::pollfd {
+/// Waits until `a` or `b` (if given) is readable or has an error to report, or until
+/// `timeout_ms` passed (negative: no timeout); says which are ready.
+pub fn wait_readable(a: RawFd, b: Option<RawFd>, timeout_ms: i32) -> io::Result<(bool, bool)> {
+    // poll ignores a negative descriptor.
+    let mut fds = [a, b.unwrap_or(-1)].map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     });
     loop {
-        // SAFETY: two valid pollfds in a live array; no timeout.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        // SAFETY: two pollfds in a live array, the kernel writes only their revents.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
         if rc >= 0 {
             return Ok((fds[0].revents != 0, fds[1].revents != 0));
         }

@@ -1,24 +1,25 @@
-//! One thread for both directions (UDP, once the TAP exists): it waits on the TAP and the
-//! socket at once and serves whichever is ready. A frame then never has to wake a second
-//! thread of the same edge: with one heavy direction (a download), the light one (its TCP
-//! ACKs) used to cost a wake-up and a sleep per ACK on each side. n2n's own edge is one
-//! select loop too. The sealing helper still takes half of a big batch when a core is idle.
-//! `N2N_RS_DUPLEX=0` keeps two threads (`run_tx` and `run_rx`).
+//! One thread for both directions (UDP, once the TAP is up): it waits on the TAP and the
+//! socket at once and serves whichever is ready, so a frame in the light direction does not
+//! have to wake a second thread (n2n's own edge is one select loop too). When sending keeps
+//! it busy, the receive thread takes the socket back ([`Roles`]). The sealing helper still
+//! takes half of a big batch when a core is idle. `N2N_RS_DUPLEX=0` keeps two threads always.
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tracing::debug;
 
+use super::roles::{Roles, WINDOW};
 use super::rx::Rx;
 use super::tx::Tx;
 use super::{ControlTx, FrameIo, Shared, ToControl};
 use n2n_daemon::udp::Receiver;
 
-/// Serves the TAP and the socket until either fails. Returns at once (false) if the TAP has
-/// no descriptor to wait on or the socket cannot be shared; the caller then starts `run_tx`.
+/// Starts the thread that reads the TAP (and, while [`Roles`] says so, the socket). False if
+/// the TAP has no descriptor to wait on: the caller then starts `run_tx`.
 pub fn start_duplex(
     shared: &Arc<Shared>,
     tap: &Arc<dyn FrameIo>,
@@ -36,24 +37,41 @@ pub fn start_duplex(
             let mut tx = Tx::new(Arc::clone(&shared), &*tap, tx_udp, control.clone());
             let mut rx = Rx::new(Arc::clone(&shared), control.clone());
             let mut batch = Receiver::new(shared.gro);
-            // The receive thread that ran until now stops after its next batch.
+            let mut roles = Roles::new(Instant::now());
+            // The receive thread parks after its next batch (run_rx).
             shared.duplex.store(true, Ordering::Release);
             loop {
+                // Split: only the TAP, but wake up to notice when it went quiet.
+                let (udp_fd, timeout) = match roles.split() {
+                    false => (Some(rx_udp.as_raw_fd()), -1),
+                    true => (None, WINDOW.as_millis() as i32),
+                };
                 let (tap_ready, udp_ready) =
-                    match n2n_daemon::os::wait_readable(tap_fd, rx_udp.as_raw_fd()) {
+                    match n2n_daemon::os::wait_readable(tap_fd, udp_fd, timeout) {
                         Ok(ready) => ready,
                         Err(e) => {
                             debug!(error = %e, "poll failed; stopping the data path");
                             return control.post_blocking(ToControl::Stopped("poll"));
                         }
                     };
-                // The TAP has one reader now, so a ready TAP does not block; the socket is
-                // read without waiting (the kernel may drop what made it ready).
-                if tap_ready && !tx.read_once(&*tap) {
-                    return;
+                // The TAP has one reader, so a ready TAP does not block; the socket is read
+                // without waiting (the kernel may drop what made it ready).
+                if tap_ready {
+                    let start = Instant::now();
+                    if !tx.read_once(&*tap) {
+                        return;
+                    }
+                    roles.sent(start.elapsed());
                 }
                 if udp_ready && !rx.receive(&mut batch, &rx_udp, false) {
                     return;
+                }
+                if let Some(split) = roles.tick(Instant::now()) {
+                    debug!(split, "receiving on a thread of its own");
+                    shared.duplex.store(!split, Ordering::Release);
+                    if split && let Some(t) = shared.rx_thread.get() {
+                        t.unpark();
+                    }
                 }
             }
         })?;

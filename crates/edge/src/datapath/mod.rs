@@ -7,6 +7,7 @@ mod duplex;
 pub mod gro;
 mod idle;
 pub mod offload;
+mod roles;
 mod rx;
 pub mod seal_helper;
 mod tcp;
@@ -95,8 +96,11 @@ pub struct Shared {
     pub parallel: bool,
     /// Whether one thread serves both directions (`N2N_RS_DUPLEX=0` keeps two).
     pub duplex_wanted: bool,
-    /// Set once that thread runs: the receive thread that ran before the TAP existed stops.
+    /// Whether the thread that reads the TAP serves the socket too; the receive thread is
+    /// parked meanwhile.
     pub duplex: std::sync::atomic::AtomicBool,
+    /// The receive thread, to wake when it takes the socket back.
+    pub rx_thread: OnceLock<std::thread::Thread>,
     /// `-S2`: the TCP connection to the supernode.
     pub tcp: Option<TcpLink>,
     /// Set once the TAP exists (auto mode creates it after the address is assigned).

@@ -28,15 +28,15 @@ pub(super) struct Rx {
 /// TCP ACK. Only batches already queued join; none is waited for.
 const JOIN_BATCHES: usize = 4;
 
-/// Receives until the socket fails, or until a thread serving both directions takes over
-/// (`Shared::duplex`): until the TAP exists this thread receives alone.
+/// Receives until the socket fails. Once the TAP is up, the thread that reads it may serve
+/// the socket too (`Shared::duplex`, see duplex.rs): meanwhile this one is parked.
 pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
+    let _ = shared.rx_thread.set(std::thread::current());
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
     while rx.receive(&mut batch, &udp, true) {
-        if rx.shared.duplex.load(Ordering::Acquire) {
-            debug!("the data path serves both directions on one thread now");
-            return;
+        while rx.shared.duplex.load(Ordering::Acquire) {
+            std::thread::park();
         }
     }
 }

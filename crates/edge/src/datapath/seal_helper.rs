@@ -349,6 +349,7 @@ mod tests {
             parallel: true,
             duplex_wanted: false,
             duplex: AtomicBool::new(false),
+            rx_thread: OnceLock::new(),
             tcp: None,
             tap: OnceLock::new(),
         });

@@ -187,6 +187,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         parallel: parallel_wanted(),
         duplex_wanted: std::env::var_os("N2N_RS_DUPLEX").is_none_or(|v| v != "0"),
         duplex: false.into(),
+        rx_thread: OnceLock::new(),
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
