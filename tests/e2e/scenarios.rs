@@ -226,6 +226,33 @@ fn with_two_data_path_threads_data_arrives_intact() {
     }
 }
 
+/// No offloads at all (`N2N_RS_OFFLOAD=0`): one frame per TAP read and write, on the one
+/// thread that serves both directions.
+#[test]
+fn without_any_offloads_one_thread_carries_data_intact() {
+    let Some(_g) = guard("without_any_offloads_one_thread_carries_data_intact") else {
+        return;
+    };
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let start = |i| crate::start_edge_env(&lab, i, &["N2N_RS_OFFLOAD=0"], &["-k", "secret", "-A6"]);
+    let (e0, e1) = (start(0), start(1));
+    let random = std::process::Command::new("head")
+        .args(["-c", "20000000", "/dev/urandom"])
+        .output()
+        .expect("head")
+        .stdout;
+    transfer_intact(&lab, &peer_ip(1), &random);
+    for e in [&e0, &e1] {
+        let log = e.log_text();
+        assert!(log.contains("one thread for both directions"), "{log}");
+        assert!(
+            log.contains("gso=false gro=false"),
+            "offloads still on:\n{log}"
+        );
+    }
+}
+
 /// The data path without UDP offloads, as the start-up self-test leaves it when a kernel
 /// refuses or corrupts GSO or GRO: datagrams leave by `sendmmsg` and arrive by `recvmmsg`.
 #[test]
