@@ -1,6 +1,7 @@
-//! The data-path threads (docs/architecture.md): one reads the TAP and sends, one receives
-//! and writes the TAP. They only move bytes: every decision is the [`Tunnel`]'s, and what the
-//! control machine must hear goes through one bounded queue.
+//! The data-path threads (docs/architecture.md): once the TAP is up, one thread reads it and
+//! sends, and receives and writes it too while it is not busy sending (duplex.rs, roles.rs);
+//! otherwise a receive thread does. They only move bytes: every decision is the [`Tunnel`]'s,
+//! and what the control machine must hear goes through one bounded queue.
 
 pub mod checksum;
 mod duplex;

@@ -1,4 +1,5 @@
-//! TAP → UDP: one thread and preallocated buffers, no allocation per frame. With TAP offloads
+//! TAP → UDP, on the thread that reads the TAP (`n2n-io`, or `n2n-tx` when two threads serve
+//! the two directions), with preallocated buffers, no allocation per frame. With TAP offloads
 //! a read is a super-frame that is cut into frames, one per slot; the Tunnel seals them in
 //! place and says where they go; the datagrams leave in GSO batches.
 
@@ -41,7 +42,7 @@ pub fn send_frame(shared: &Shared, udp: &UdpSocket, slot: &mut Slot, len: usize)
     sent
 }
 
-/// The send thread's state.
+/// The sending side's state (the send thread's, or the one-thread data path's).
 pub(super) struct Tx {
     shared: Arc<Shared>,
     udp: UdpSocket,
@@ -55,7 +56,7 @@ pub(super) struct Tx {
     read: Vec<u8>,
 }
 
-/// Reads frames from the TAP until it fails.
+/// The send thread of the two-thread data path: reads frames from the TAP until it fails.
 pub fn run_tx(shared: Arc<Shared>, tap: Arc<dyn FrameIo>, udp: UdpSocket, control: ControlTx) {
     let mut tx = Tx::new(shared, &*tap, udp, control);
     while tx.read_once(&*tap) {}

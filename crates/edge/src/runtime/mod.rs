@@ -302,7 +302,7 @@ struct Shell {
 }
 
 impl Shell {
-    /// Creates the TAP, starts the send thread and drops privileges (spec §7.1 steps 4–5).
+    /// Creates the TAP, starts the thread that reads it and drops privileges (spec §7.1 steps 4–5).
     fn bring_up_tap(&mut self, addr: IpSubnet) -> Result<(), RuntimeError> {
         let tap = Tap::create(
             &self.cfg.device,
