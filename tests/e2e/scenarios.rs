@@ -197,10 +197,14 @@ fn fifty_megabytes_arrive_intact() {
         let log = e.log_text();
         assert!(log.contains("one thread for both directions"), "{log}");
     }
-    // Sending kept the sender's TAP thread busy, so a receive thread took the socket, and the
-    // transfer (its ACKs) went on through it.
+    // Sending kept the sender's TAP thread busy, so its receive thread took the socket and
+    // received through it (a parked thread that never woke would not log the second line).
     let log = e0.log_text();
-    assert!(log.contains("split=true"), "{log}");
+    assert!(log.contains("the receive thread takes the socket"), "{log}");
+    assert!(
+        log.contains("the receive thread has the socket again"),
+        "{log}"
+    );
 }
 
 /// The data path as two threads (`N2N_RS_DUPLEX=0`): the send thread reads the TAP, the

@@ -1,7 +1,9 @@
 //! Batched UDP (data-path.md §2b): a run of equal-sized datagrams to one address leaves in
 //! one `sendmsg` with UDP_SEGMENT, and one receive returns a UDP_GRO batch. The kernel splits
 //! them on the way out, so the wire still carries one ordinary datagram per frame. quinn-udp
-//! does the cmsg work and falls back to one datagram per call where the kernel cannot.
+//! sets the socket up, sends and (for the supernode) receives, falling back to one datagram
+//! per call where the kernel cannot; the edge receives with `os::recv_gro`, which can be told
+//! not to wait.
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};

@@ -73,6 +73,7 @@ fn shared(cipher: u8) -> Arc<Shared> {
         duplex_wanted: false,
         duplex: AtomicBool::new(false),
         rx_thread: OnceLock::new(),
+        rx_parked: false.into(),
         tcp: None,
         tap: OnceLock::new(),
     })

@@ -161,9 +161,10 @@ fn dontwait(wait: bool) -> libc::c_int {
     if wait { 0 } else { libc::MSG_DONTWAIT }
 }
 
-/// The control buffer for one UDP_GRO message, aligned for `cmsghdr`.
+/// The control buffer of a receive, aligned for `cmsghdr`: room for UDP_GRO and the others
+/// quinn-udp turns on (time stamp, packet info, TOS), so none is cut off.
 #[repr(C, align(8))]
-struct GroCmsg([u8; 64]);
+struct GroCmsg([u8; 256]);
 
 /// Receives one datagram, or one GRO batch of equal-sized datagrams (the last may be shorter),
 /// into `buf`: returns its length, the size of each datagram in it and the sender. With `wait`
@@ -177,7 +178,7 @@ pub fn recv_gro(
     // SAFETY: sockaddr_storage and msghdr are plain old data; all zeroes is valid.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-    let mut control = GroCmsg([0; 64]);
+    let mut control = GroCmsg([0; 256]);
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),

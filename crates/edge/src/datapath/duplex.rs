@@ -41,16 +41,18 @@ pub fn start_duplex(
             // The receive thread parks after its next batch (run_rx).
             shared.duplex.store(true, Ordering::Release);
             loop {
-                // Split: only the TAP, but wake up to notice when it went quiet.
-                let (udp_fd, timeout) = match roles.split() {
-                    false => (Some(rx_udp.as_raw_fd()), -1),
-                    true => (None, WINDOW.as_millis() as i32),
+                // The socket is ours once the receive thread has parked; until then (and while
+                // split) only the TAP, with a timeout to look again and to see sending stop.
+                let serve_udp = !roles.split() && shared.rx_parked.load(Ordering::Acquire);
+                let (udp_fd, timeout) = match serve_udp {
+                    true => (Some(rx_udp.as_raw_fd()), -1),
+                    false => (None, WINDOW.as_millis() as i32),
                 };
                 let (tap_ready, udp_ready) =
                     match n2n_daemon::os::wait_readable(tap_fd, udp_fd, timeout) {
                         Ok(ready) => ready,
                         Err(e) => {
-                            debug!(error = %e, "poll failed; stopping the data path");
+                            debug!(error = %e, "poll failed; the data path stops");
                             return control.post_blocking(ToControl::Stopped("poll"));
                         }
                     };
@@ -66,12 +68,21 @@ pub fn start_duplex(
                 if udp_ready && !rx.receive(&mut batch, &rx_udp, false) {
                     return;
                 }
-                if let Some(split) = roles.tick(Instant::now()) {
-                    debug!(split, "receiving on a thread of its own");
-                    shared.duplex.store(!split, Ordering::Release);
-                    if split && let Some(t) = shared.rx_thread.get() {
-                        t.unpark();
+                match roles.tick(Instant::now()) {
+                    Some(true) => {
+                        debug!(
+                            "sending keeps this thread busy: the receive thread takes the socket"
+                        );
+                        shared.duplex.store(false, Ordering::Release);
+                        if let Some(t) = shared.rx_thread.get() {
+                            t.unpark();
+                        }
                     }
+                    Some(false) => {
+                        debug!("one thread serves both directions again");
+                        shared.duplex.store(true, Ordering::Release);
+                    }
+                    None => {}
                 }
             }
         })?;

@@ -100,6 +100,9 @@ pub struct Shared {
     /// Whether the thread that reads the TAP serves the socket too; the receive thread is
     /// parked meanwhile.
     pub duplex: std::sync::atomic::AtomicBool,
+    /// Set by the receive thread once it has written its last batch and parks: only then
+    /// does the one-thread data path read the socket.
+    pub rx_parked: std::sync::atomic::AtomicBool,
     /// The receive thread, to wake when it takes the socket back.
     pub rx_thread: OnceLock<std::thread::Thread>,
     /// `-S2`: the TCP connection to the supernode.

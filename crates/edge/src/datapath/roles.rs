@@ -103,6 +103,16 @@ mod tests {
     }
 
     #[test]
+    fn a_split_ends_after_a_long_quiet_spell() {
+        let mut now = Instant::now();
+        let mut roles = Roles::new(now);
+        assert_eq!(window(&mut roles, &mut now, 0.9), Some(true));
+        // The sender stopped: the TAP thread's poll times out after a window, or much later.
+        now += Duration::from_secs(30);
+        assert_eq!(roles.tick(now), Some(false));
+    }
+
+    #[test]
     fn a_long_quiet_spell_counts_as_quiet() {
         let start = Instant::now();
         let mut roles = Roles::new(start);

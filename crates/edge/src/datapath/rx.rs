@@ -1,5 +1,6 @@
-//! UDP → TAP: one thread, one preallocated buffer. Each datagram goes through the Tunnel;
-//! frames go to the TAP (joined by the GRO coalescer), control messages to the queue.
+//! UDP → TAP, on the receive thread or on the one-thread data path (duplex.rs), with
+//! preallocated buffers. Each datagram goes through the Tunnel; frames go to the TAP (joined by
+//! the GRO coalescer), control messages to the queue.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use super::{ControlTx, Shared, ToControl, now};
 use crate::tunnel::{Decap, DropReason, MAX_FRAME, Now};
 use n2n_daemon::udp::Receiver;
 
-/// The receive thread's buffers.
+/// The receiving side's buffers (the receive thread's, or the one-thread data path's).
 pub(super) struct Rx {
     shared: Arc<Shared>,
     control: ControlTx,
@@ -29,14 +30,26 @@ pub(super) struct Rx {
 const JOIN_BATCHES: usize = 4;
 
 /// Receives until the socket fails. Once the TAP is up, the thread that reads it may serve
-/// the socket too (`Shared::duplex`, see duplex.rs): meanwhile this one is parked.
+/// the socket too (`Shared::duplex`, see duplex.rs): meanwhile this one is parked, and says
+/// so (`Shared::rx_parked`) only after its last batch is written, so the two never write
+/// the TAP at once.
 pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
     let _ = shared.rx_thread.set(std::thread::current());
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
+    let mut resumed = false;
     while rx.receive(&mut batch, &udp, true) {
-        while rx.shared.duplex.load(Ordering::Acquire) {
-            std::thread::park();
+        if resumed {
+            resumed = false;
+            debug!("the receive thread has the socket again");
+        }
+        if rx.shared.duplex.load(Ordering::Acquire) {
+            rx.shared.rx_parked.store(true, Ordering::Release);
+            while rx.shared.duplex.load(Ordering::Acquire) {
+                std::thread::park();
+            }
+            rx.shared.rx_parked.store(false, Ordering::Release);
+            resumed = true;
         }
     }
 }
@@ -80,7 +93,7 @@ impl Rx {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => break,
                 Err(e) => {
-                    debug!(error = %e, "receive failed; stopping the receive thread");
+                    debug!(error = %e, "receive failed; the data path stops");
                     self.flush();
                     self.control.post_blocking(ToControl::Stopped("receive"));
                     return false;

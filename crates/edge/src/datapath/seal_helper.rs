@@ -350,6 +350,7 @@ mod tests {
             duplex_wanted: false,
             duplex: AtomicBool::new(false),
             rx_thread: OnceLock::new(),
+            rx_parked: false.into(),
             tcp: None,
             tap: OnceLock::new(),
         });

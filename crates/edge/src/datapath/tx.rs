@@ -110,7 +110,7 @@ impl Tx {
                 self.shared.tunnel.count_drop(DropReason::TapRead, 1);
             }
             Err(e) => {
-                debug!(error = %e, "TAP read failed; stopping the send thread");
+                debug!(error = %e, "TAP read failed; the data path stops");
                 self.control.post_blocking(ToControl::Stopped("send"));
                 return false;
             }

@@ -188,6 +188,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         duplex_wanted: std::env::var_os("N2N_RS_DUPLEX").is_none_or(|v| v != "0"),
         duplex: false.into(),
         rx_thread: OnceLock::new(),
+        rx_parked: false.into(),
         tcp: cfg.tcp.then(datapath::TcpLink::default),
         tap: OnceLock::new(),
     });
