@@ -187,12 +187,7 @@ fn fifty_megabytes_arrive_intact() {
     // -v: the sender logs (debug) when its receiving moves to a thread of its own.
     let e0 = start_edge(&lab, 0, &["-k", "secret", "-A6", "-z1", "-v"]);
     let e1 = start_edge(&lab, 1, &["-k", "secret", "-A6", "-z1"]);
-    let random = std::process::Command::new("head")
-        .args(["-c", "50000000", "/dev/urandom"])
-        .output()
-        .expect("head")
-        .stdout;
-    transfer_intact(&lab, &peer_ip(1), &random);
+    transfer_intact(&lab, &peer_ip(1), &random_bytes(50_000_000));
     for e in [&e0, &e1] {
         let log = e.log_text();
         assert!(log.contains("one thread for both directions"), "{log}");
@@ -214,18 +209,7 @@ fn with_two_data_path_threads_data_arrives_intact() {
     let Some(_g) = guard("with_two_data_path_threads_data_arrives_intact") else {
         return;
     };
-    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
-    let _sn = start_supernode(&lab, &[]);
-    let start = |i| crate::start_edge_env(&lab, i, &["N2N_RS_DUPLEX=0"], &["-k", "secret", "-A7"]);
-    let (e0, e1) = (start(0), start(1));
-    let random = std::process::Command::new("head")
-        .args(["-c", "20000000", "/dev/urandom"])
-        .output()
-        .expect("head")
-        .stdout;
-    transfer_intact(&lab, &peer_ip(1), &random);
-    for e in [&e0, &e1] {
-        let log = e.log_text();
+    for log in random_transfer_logs(&["N2N_RS_DUPLEX=0"], &["-k", "secret", "-A7"]) {
         assert!(log.contains("a send thread and a receive thread"), "{log}");
     }
 }
@@ -237,18 +221,7 @@ fn without_any_offloads_one_thread_carries_data_intact() {
     let Some(_g) = guard("without_any_offloads_one_thread_carries_data_intact") else {
         return;
     };
-    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
-    let _sn = start_supernode(&lab, &[]);
-    let start = |i| crate::start_edge_env(&lab, i, &["N2N_RS_OFFLOAD=0"], &["-k", "secret", "-A6"]);
-    let (e0, e1) = (start(0), start(1));
-    let random = std::process::Command::new("head")
-        .args(["-c", "20000000", "/dev/urandom"])
-        .output()
-        .expect("head")
-        .stdout;
-    transfer_intact(&lab, &peer_ip(1), &random);
-    for e in [&e0, &e1] {
-        let log = e.log_text();
+    for log in random_transfer_logs(&["N2N_RS_OFFLOAD=0"], &["-k", "secret", "-A6"]) {
         assert!(log.contains("one thread for both directions"), "{log}");
         assert!(
             log.contains("gso=false gro=false"),
@@ -264,21 +237,8 @@ fn without_udp_offloads_data_arrives_intact() {
     let Some(_g) = guard("without_udp_offloads_data_arrives_intact") else {
         return;
     };
-    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
-    let _sn = start_supernode(&lab, &[]);
-    let start = |i| {
-        let off = ["N2N_RS_GSO=0", "N2N_RS_GRO=0"];
-        crate::start_edge_env(&lab, i, &off, &["-k", "secret", "-A6"])
-    };
-    let (e0, e1) = (start(0), start(1));
-    let random = std::process::Command::new("head")
-        .args(["-c", "20000000", "/dev/urandom"])
-        .output()
-        .expect("head")
-        .stdout;
-    transfer_intact(&lab, &peer_ip(1), &random);
-    for e in [&e0, &e1] {
-        let log = e.log_text();
+    let off = ["N2N_RS_GSO=0", "N2N_RS_GRO=0"];
+    for log in random_transfer_logs(&off, &["-k", "secret", "-A6"]) {
         assert!(
             log.contains("gso=false gro=false"),
             "offloads still on:\n{log}"
@@ -345,6 +305,25 @@ fn ipv6_tcp_over_the_overlay_arrives_intact() {
         packets < 3_000,
         "{packets} IPv6 packets: segments were not joined"
     );
+}
+
+/// `n` bytes from /dev/urandom (nothing for compression to shrink).
+fn random_bytes(n: usize) -> Vec<u8> {
+    std::process::Command::new("head")
+        .args(["-c", &n.to_string(), "/dev/urandom"])
+        .output()
+        .expect("head")
+        .stdout
+}
+
+/// Two edges behind home routers, both started with `env` and `args`, carry 20 MB of random
+/// bytes from site 0 to site 1 intact; returns both edges' logs.
+fn random_transfer_logs(env: &[&str], args: &[&str]) -> [String; 2] {
+    let lab = Lab::new([Nat::HomeRouter, Nat::HomeRouter]);
+    let _sn = start_supernode(&lab, &[]);
+    let edges = [0, 1].map(|i| crate::start_edge_env(&lab, i, env, args));
+    transfer_intact(&lab, &peer_ip(1), &random_bytes(20_000_000));
+    edges.map(|e| e.log_text())
 }
 
 /// Sends `payload` from site 0 to `dst` in site 1 over the overlay with nc; checks size and
