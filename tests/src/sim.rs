@@ -507,6 +507,7 @@ impl SimNet {
                 frame,
                 decompressed,
                 hint,
+                ..
             } => {
                 let buf = if decompressed { &self.frame_out } else { &data };
                 if buf[frame.start..frame.start + 6] == e.machine.mac().0 {

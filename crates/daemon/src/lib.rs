@@ -32,6 +32,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A data-path switch from the environment (`N2N_RS_OFFLOAD`, `N2N_RS_GSO`, ...): on unless
+/// set to `0`, for comparisons and for kernels whose offloads misbehave.
+pub fn switch_on(name: &str) -> bool {
+    std::env::var_os(name).is_none_or(|v| v != "0")
+}
+
 /// Where [`mono_micros`] starts: far from zero, so "0 = never" and subtractions stay sane.
 pub const MONO_START_US: u64 = 1_000_000_000_000;
 

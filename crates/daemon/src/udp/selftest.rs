@@ -110,10 +110,9 @@ impl Probe for LoopbackProbe {
 /// What the data path may use: `wanted`, less what the switches turn off, less what fails the
 /// self-test on loopback (both off if the test cannot even be set up).
 pub fn choose_offloads(wanted: Offloads) -> Offloads {
-    let switch = |name| std::env::var_os(name).is_none_or(|v| v != "0");
     let wanted = Offloads {
-        gso: wanted.gso && switch("N2N_RS_GSO"),
-        gro: wanted.gro && switch("N2N_RS_GRO"),
+        gso: wanted.gso && crate::switch_on("N2N_RS_GSO"),
+        gro: wanted.gro && crate::switch_on("N2N_RS_GRO"),
     };
     if !wanted.gso && !wanted.gro {
         return wanted;

@@ -35,7 +35,10 @@ struct Segment {
 /// Parses `frame` as a plain TCP data segment with valid checksums (the super-frame's
 /// checksum is recomputed by the kernel, so a bad segment must not get in): IPv4 without
 /// options, DF set and not a fragment, or IPv6 with TCP as the first next header.
-fn segment(frame: &[u8]) -> Option<Segment> {
+/// An `authenticated` frame (opened by an AEAD transform) is exactly what the peer's
+/// kernel handed its edge, so its TCP checksum, a sum over the whole segment, is not
+/// checked again (as WireGuard marks what it decrypts: checksum unnecessary).
+fn segment(frame: &[u8], authenticated: bool) -> Option<Segment> {
     if frame.len() < ETH + IP4 + 20 {
         return None;
     }
@@ -70,8 +73,7 @@ fn segment(frame: &[u8]) -> Option<Segment> {
     if th < 20 || th >= tcp.len() || flags & !TCP_PSH != TCP_ACK {
         return None;
     }
-    let pseudo = checksum::pseudo(&ip[addrs], 6, tcp.len());
-    if checksum::sum(tcp, pseudo) != 0xffff {
+    if !authenticated && checksum::sum(tcp, checksum::pseudo(&ip[addrs], 6, tcp.len())) != 0xffff {
         return None;
     }
     Some(Segment {
@@ -138,16 +140,17 @@ fn fits_ip_length(len: usize, ip_len: usize) -> bool {
 
 impl Coalescer {
     /// Writes the frame `buf[at..at + len]`, joining it to the pending super-frame if it
-    /// continues it. `buf[at - VNET_HDR..at]` must be free to overwrite.
+    /// continues it. `buf[at - VNET_HDR..at]` must be free to overwrite. `authenticated`:
+    /// an AEAD transform opened it (see [`segment`]).
     pub fn write(
         &mut self,
         tap: &dyn FrameIo,
         buf: &mut [u8],
-        at: usize,
-        len: usize,
+        (at, len): (usize, usize),
+        authenticated: bool,
     ) -> io::Result<()> {
         let frame = &buf[at..at + len];
-        let Some(seg) = segment(frame) else {
+        let Some(seg) = segment(frame, authenticated) else {
             self.flush(tap)?;
             buf[at - VNET_HDR..at].fill(0);
             return tap.send(&buf[at - VNET_HDR..at + len]).map(drop);
@@ -299,12 +302,18 @@ mod tests {
 
     /// Feeds `frames` through a coalescer the way the receive thread does.
     fn coalesce(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, (u64, u64)) {
+        coalesce_opened(frames, false)
+    }
+
+    /// The same, for frames an AEAD transform opened (or not).
+    fn coalesce_opened(frames: &[Vec<u8>], authenticated: bool) -> (Vec<Vec<u8>>, (u64, u64)) {
         let tap = Recorder::default();
         let mut c = Coalescer::default();
         for f in frames {
             let mut buf = vec![0u8; VNET_HDR + f.len()];
             buf[VNET_HDR..].copy_from_slice(f);
-            c.write(&tap, &mut buf, VNET_HDR, f.len()).expect("write");
+            c.write(&tap, &mut buf, (VNET_HDR, f.len()), authenticated)
+                .expect("write");
         }
         c.flush(&tap).expect("flush");
         (tap.0.into_inner().expect("lock"), c.written)
@@ -374,6 +383,26 @@ mod tests {
         assert!(written[1..].iter().all(|w| w[..VNET_HDR] == [0; VNET_HDR]));
     }
 
+    #[test]
+    fn an_authenticated_segment_joins_without_its_tcp_checksum_checked() {
+        let frames = frames_of(&tcp_super_frame(3000, 1000));
+        let mut input = frames.clone();
+        // A wrong TCP checksum only (the IPv4 header's is still checked).
+        input[1][ETH + IP4 + 16] ^= 0x5a;
+        let (_, counts) = coalesce_opened(&input, true);
+        assert_eq!(counts, (1, 3));
+        let (_, counts) = coalesce_opened(&input, false);
+        assert_eq!(
+            counts,
+            (2, 2),
+            "unauthenticated: the bad segment goes alone"
+        );
+        let mut bad_ip = frames.clone();
+        bad_ip[1][ETH + 10] ^= 0x5a;
+        let (_, counts) = coalesce_opened(&bad_ip, true);
+        assert_eq!(counts, (2, 2));
+    }
+
     /// Frames from peers are hostile: mutated segments never panic the coalescer, and
     /// every super-frame it writes is one the kernel's segmentation accepts.
     #[test]
@@ -400,9 +429,11 @@ mod tests {
                 }
                 input.push(f);
             }
-            let (written, _) = coalesce(&input);
-            for w in written.iter().filter(|w| w[1] != 0) {
-                assert!(!frames_of(w).is_empty());
+            for authenticated in [false, true] {
+                let (written, _) = coalesce_opened(&input, authenticated);
+                for w in written.iter().filter(|w| w[1] != 0) {
+                    assert!(!frames_of(w).is_empty());
+                }
             }
         }
     }

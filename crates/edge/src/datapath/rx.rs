@@ -126,14 +126,15 @@ impl Rx {
     fn handle(&mut self, data: &mut [u8], from: SocketAddr, now: Now) {
         let tunnel = &self.shared.tunnel;
         let decap = tunnel.decapsulate(now, from, data, &mut self.frame[VNET_HDR..]);
-        let (frame, decompressed) = match decap {
+        let (frame, decompressed, authenticated) = match decap {
             Decap::Deliver {
                 frame,
                 decompressed,
+                authenticated,
                 hint,
             } => {
                 self.control.hint(tunnel, hint);
-                (frame, decompressed)
+                (frame, decompressed, authenticated)
             }
             Decap::Control(msg) => return self.control.post(tunnel, ToControl::Datagram(msg)),
             Decap::Drop { reason, hint } => {
@@ -152,7 +153,7 @@ impl Rx {
         };
         let len = frame.len();
         let written = if tap.vnet_hdr() {
-            self.gro.write(&**tap, buf, at, len)
+            self.gro.write(&**tap, buf, (at, len), authenticated)
         } else {
             tap.send(&buf[at..at + len]).map(drop)
         };

@@ -76,7 +76,7 @@ fn udp_socket(cfg: &EdgeConfig) -> Result<UdpSocket, RuntimeError> {
 
 /// TAP and UDP offloads are on unless N2N_RS_OFFLOAD=0 (for comparisons and odd kernels).
 fn offload_wanted() -> bool {
-    std::env::var_os("N2N_RS_OFFLOAD").is_none_or(|v| v != "0")
+    n2n_daemon::switch_on("N2N_RS_OFFLOAD")
 }
 
 /// Whether a TSO super-frame's frames may be sealed on two cores: with more than one core,
@@ -84,7 +84,7 @@ fn offload_wanted() -> bool {
 /// compression).
 fn parallel_wanted() -> bool {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    cores > 1 && std::env::var_os("N2N_RS_PARALLEL").is_none_or(|v| v != "0")
+    cores > 1 && n2n_daemon::switch_on("N2N_RS_PARALLEL")
 }
 
 /// UDP GSO and GRO as far as `N2N_RS_OFFLOAD`, `N2N_RS_GSO`, `N2N_RS_GRO` and the start-up
@@ -185,7 +185,7 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         gso: offloads.gso.into(),
         gro: offloads.gro,
         parallel: parallel_wanted(),
-        duplex_wanted: std::env::var_os("N2N_RS_DUPLEX").is_none_or(|v| v != "0"),
+        duplex_wanted: n2n_daemon::switch_on("N2N_RS_DUPLEX"),
         duplex: false.into(),
         rx_thread: OnceLock::new(),
         rx_parked: false.into(),

@@ -160,10 +160,12 @@ pub struct ControlMsg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decap {
     /// A frame for the TAP: at `frame` in the datagram buffer, or in `out` when
-    /// `decompressed`. `hint` goes to the control machine.
+    /// `decompressed`. `authenticated`: an AEAD transform opened it. `hint` goes to the
+    /// control machine.
     Deliver {
         frame: Range<usize>,
         decompressed: bool,
+        authenticated: bool,
         hint: Option<PeerHint>,
     },
     /// For the control machine.

@@ -304,6 +304,7 @@ impl Tunnel {
         Decap::Deliver {
             frame,
             decompressed,
+            authenticated: rx.open.is_authenticated(),
             hint,
         }
     }

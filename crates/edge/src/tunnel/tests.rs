@@ -183,6 +183,14 @@ fn direct_traffic_keeps_a_path_fresh_and_hints_the_machine() {
         from: sock(0xa),
     };
     assert!(matches!(r, Decap::Deliver { hint: Some(h), .. } if h == direct));
+    // Opened by -A6: the TAP need not check its TCP checksum again.
+    assert!(matches!(
+        r,
+        Decap::Deliver {
+            authenticated: true,
+            ..
+        }
+    ));
     assert_eq!(b.direct_path(Now::at(T0 + 17 * S), &A), Some(sock(0xa)));
     assert_eq!(b.direct_path(Now::at(T0 + 18 * S), &A), None);
     // The same liveness survives a new view that knows less.
@@ -213,6 +221,14 @@ fn a_relayed_packet_tells_the_machine_where_its_sender_is() {
         unicast: true,
     };
     assert!(matches!(r, Decap::Deliver { hint: Some(h), .. } if h == hint));
+    // -A1 vouches for nothing.
+    assert!(matches!(
+        r,
+        Decap::Deliver {
+            authenticated: false,
+            ..
+        }
+    ));
     assert_eq!(b.counters().super_rx.load(Ordering::Relaxed), 1);
 }
 
