@@ -2,7 +2,8 @@
 //! (as the kernel would) into exactly the frames that went in, in order; everything else is
 //! written unchanged. Only the IPv4 id, the checksums and PSH may differ after a split.
 //! First byte: bit 0 builds one TCP flow from the pieces (checksums fixed, so segments join),
-//! bit 1 makes it IPv6; otherwise the pieces are raw frames.
+//! bit 1 makes it IPv6; otherwise the pieces are raw frames. Bit 2: the frames were opened
+//! by an AEAD transform (TCP checksums not checked).
 #![no_main]
 
 use std::io;
@@ -120,6 +121,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let v6 = mode & 2 != 0;
+    let authenticated = mode & 4 != 0;
     let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut it = pieces(rest, 256);
     if mode & 1 != 0 {
@@ -139,7 +141,8 @@ fuzz_target!(|data: &[u8]| {
     for f in &frames {
         let mut buf = vec![0u8; VNET_HDR + f.len()];
         buf[VNET_HDR..].copy_from_slice(f);
-        c.write(&tap, &mut buf, VNET_HDR, f.len()).expect("write");
+        c.write(&tap, &mut buf, (VNET_HDR, f.len()), authenticated)
+            .expect("write");
     }
     c.flush(&tap).expect("flush");
     let written = tap.0.into_inner().expect("lock");
