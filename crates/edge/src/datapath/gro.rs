@@ -32,12 +32,14 @@ struct Segment {
     psh: bool,
 }
 
-/// Parses `frame` as a plain TCP data segment with valid checksums (the super-frame's
-/// checksum is recomputed by the kernel, so a bad segment must not get in): IPv4 without
-/// options, DF set and not a fragment, or IPv6 with TCP as the first next header.
-/// An `authenticated` frame (opened by an AEAD transform) is exactly what the peer's
-/// kernel handed its edge, so its TCP checksum, a sum over the whole segment, is not
-/// checked again (as WireGuard marks what it decrypts: checksum unnecessary).
+/// Parses `frame` as a plain TCP data segment with valid checksums (a super-frame goes to
+/// the TAP with a partial checksum, which the kernel trusts on local delivery and fills in
+/// when it forwards, so a bad segment must not get in): IPv4 without options, DF set and
+/// not a fragment, or IPv6 with TCP as the first next header.
+/// An `authenticated` frame (opened by an AEAD transform) is what the peer's edge sealed:
+/// its TCP checksum, a sum over the whole segment, is not checked again (WireGuard marks
+/// what it decrypts checksum-unnecessary). A segment written alone is still checked by the
+/// kernel.
 fn segment(frame: &[u8], authenticated: bool) -> Option<Segment> {
     if frame.len() < ETH + IP4 + 20 {
         return None;
@@ -389,8 +391,10 @@ mod tests {
         let mut input = frames.clone();
         // A wrong TCP checksum only (the IPv4 header's is still checked).
         input[1][ETH + IP4 + 16] ^= 0x5a;
-        let (_, counts) = coalesce_opened(&input, true);
+        let (written, counts) = coalesce_opened(&input, true);
         assert_eq!(counts, (1, 3));
+        // Split as the kernel splits it, with the checksum filled in again.
+        assert_eq!(frames_of(&written[0]), frames);
         let (_, counts) = coalesce_opened(&input, false);
         assert_eq!(
             counts,
