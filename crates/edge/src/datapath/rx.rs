@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use tracing::{debug, trace};
 
 use super::gro::Coalescer;
+use super::moderation::Moderation;
 use super::offload::VNET_HDR;
 use super::{ControlTx, Shared, ToControl, now};
 use crate::tunnel::{Decap, DropReason, MAX_FRAME, Now};
@@ -22,6 +23,8 @@ pub(super) struct Rx {
     frame: Vec<u8>,
     /// Joins the TCP segments of one receive batch (TAP offloads only).
     gro: Coalescer,
+    /// Datagrams the last [`Rx::receive`] handled.
+    pub(super) last_datagrams: usize,
 }
 
 /// Extra receive batches whose segments may still join one super-frame before it is
@@ -38,7 +41,18 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
     let mut resumed = false;
+    let mut moderation = Moderation::new(rx.shared.nap);
+    let mut split = false;
     while rx.receive(&mut batch, &udp, true) {
+        // Once it has been parked, this thread runs only while the edge is busy sending
+        // (split, roles.rs): what it receives is mostly the ACKs of that bulk flow.
+        moderation.worked(split || rx.last_datagrams > 1);
+        if !moderation.off() && !n2n_daemon::os::readable_now(&udp) {
+            let nap = moderation.idle(std::time::Instant::now());
+            if !nap.is_zero() {
+                std::thread::sleep(nap);
+            }
+        }
         if resumed {
             resumed = false;
             debug!("the receive thread has the socket again");
@@ -50,6 +64,7 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
             }
             rx.shared.rx_parked.store(false, Ordering::Release);
             resumed = true;
+            split = true;
         }
     }
 }
@@ -78,6 +93,7 @@ impl Rx {
             control,
             frame: vec![0u8; VNET_HDR + MAX_FRAME],
             gro: Coalescer::default(),
+            last_datagrams: 0,
         }
     }
 
@@ -86,6 +102,7 @@ impl Rx {
     /// failed (the control machine has been told).
     pub(super) fn receive(&mut self, batch: &mut Receiver, udp: &UdpSocket, wait: bool) -> bool {
         let mut wait = wait;
+        self.last_datagrams = 0;
         for joined in 0..=JOIN_BATCHES {
             match batch.recv(udp, wait) {
                 Ok(()) => {}
@@ -103,6 +120,7 @@ impl Rx {
             let now = now();
             for (datagram, from) in batch.datagrams() {
                 self.handle(datagram, from, now);
+                self.last_datagrams += 1;
             }
             // More already queued may join the pending super-frame (never waits for it).
             if !self.gro.pending() || joined == JOIN_BATCHES || !n2n_daemon::os::readable_now(udp) {
