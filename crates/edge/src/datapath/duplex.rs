@@ -95,7 +95,8 @@ pub fn start_duplex(
 }
 
 /// Which of the TAP and the socket are readable: at once if either is, else after the nap
-/// that moderation asks for (none unless traffic is steady), waiting up to `timeout` ms.
+/// that moderation asks for (none unless bulk traffic is steady), then waiting up to
+/// `timeout` ms more.
 fn wait(
     tap_fd: RawFd,
     udp_fd: Option<RawFd>,

@@ -8,18 +8,20 @@
 //! a sixth (bench/throughput.sh, offload mode, -A6 and -A7). While a thread naps nothing waits
 //! on its descriptors, so the kernel path that queues a frame for it wakes no one either.
 //!
-//! Latency: a thread naps only when it has just handled bulk work (a TSO super-frame, several
-//! datagrams, or the receive thread of an edge that is busy sending) and its last [`STEADY`] idle moments each came less than a nap after the one
-//! before (or after the end of the nap taken then): bulk traffic keeps arriving. Pings and
-//! request/response traffic come a frame at a time and never wait behind a nap; under a bulk
-//! flow, a frame of another flow may wait up to one nap per edge it crosses. Pure: it is told
-//! the time and the work. `N2N_RS_NAP=0` turns it off.
+//! When: a thread naps after bulk work (a TSO super-frame, several datagrams at once, or the
+//! ACKs the receive thread of a sending edge gets) once two idle moments in a row each came
+//! less than a nap after the one before (or after the end of the nap taken then) and each
+//! followed bulk work; an idle moment after a single frame halves that streak. Frames that
+//! come one at a time (pings, interactive traffic) and request/response traffic (the idle
+//! moment after each single-frame request halves the streak) never wait behind a nap; under a bulk flow, a frame of another flow may wait up to one nap (plus the
+//! timer's slack) per edge it crosses. Pure: it is told the time and the work.
+//! `N2N_RS_NAP=0` turns it off.
 
 use std::time::{Duration, Instant};
 
 /// How long a busy thread naps before waiting again.
 pub const NAP: Duration = Duration::from_micros(500);
-/// Short gaps in a row between idle moments that make the traffic steady.
+/// Short gaps after bulk work, in a row, that make the traffic steady.
 const STEADY: u8 = 2;
 
 #[derive(Debug)]
@@ -27,10 +29,11 @@ pub struct Moderation {
     nap: Duration,
     /// When the thread was last idle, or when the nap it took then ended.
     last_idle: Option<Instant>,
-    /// Gaps in a row shorter than a nap.
-    short_gaps: u8,
-    /// Whether a batch of more than one frame or datagram came since the last idle moment.
-    batch: bool,
+    /// Idle moments in a row that came less than a nap after the last and after bulk work
+    /// (one after a single frame halves it).
+    streak: u8,
+    /// Whether bulk work was done since the last idle moment.
+    bulk: bool,
 }
 
 impl Moderation {
@@ -39,8 +42,8 @@ impl Moderation {
         Moderation {
             nap,
             last_idle: None,
-            short_gaps: 0,
-            batch: false,
+            streak: 0,
+            bulk: false,
         }
     }
 
@@ -49,10 +52,10 @@ impl Moderation {
         self.nap.is_zero()
     }
 
-    /// The thread handled work: `batch` if it was bulk (several frames or datagrams at once,
-    /// or the ACKs of a bulk flow the edge is sending).
-    pub fn worked(&mut self, batch: bool) {
-        self.batch |= batch;
+    /// The thread handled work: `bulk` if several frames or datagrams came at once (or the
+    /// ACKs of a bulk flow the edge is sending).
+    pub fn worked(&mut self, bulk: bool) {
+        self.bulk |= bulk;
     }
 
     /// Nothing is ready at `now`: how long to nap before waiting (zero: wait at once).
@@ -60,18 +63,20 @@ impl Moderation {
         let short = self
             .last_idle
             .is_some_and(|t| now.saturating_duration_since(t) < self.nap);
-        self.short_gaps = if short {
-            self.short_gaps.saturating_add(1)
-        } else {
-            0
+        let bulk = std::mem::take(&mut self.bulk);
+        self.streak = match (short, bulk) {
+            (false, _) => 0,
+            (true, true) => (self.streak + 1).min(STEADY + 1),
+            // A single frame halves the streak: a stray one (the TCP window update a reader
+            // sends) keeps bulk traffic napping, every other one (requests) ends it.
+            (true, false) => self.streak / 2,
         };
-        let nap = if self.short_gaps >= STEADY && std::mem::take(&mut self.batch) {
+        let nap = if bulk && self.streak >= STEADY {
             self.nap
         } else {
             Duration::ZERO
         };
-        self.batch = false;
-        self.last_idle = Some(now + nap);
+        self.last_idle = Some(now.checked_add(nap).unwrap_or(now));
         nap
     }
 }
@@ -80,57 +85,83 @@ impl Moderation {
 mod tests {
     use super::*;
 
-    /// Idle moments `gaps` µs apart (after the previous one or the end of its nap), each
-    /// after work in batches of `frames`: the naps taken, in µs.
-    fn naps(m: &mut Moderation, frames: usize, gaps: &[u64]) -> Vec<u64> {
+    const N: u64 = NAP.as_micros() as u64;
+
+    /// Idle moments, each after work (`bulk` or not) and `gap` µs after the previous idle
+    /// moment or the end of its nap: the naps taken, in µs.
+    fn naps(m: &mut Moderation, moments: &[(bool, u64)]) -> Vec<u64> {
         let mut t = Instant::now();
-        m.worked(frames > 1);
-        let mut out = vec![m.idle(t).as_micros() as u64];
-        for &gap in gaps {
-            t += Duration::from_micros(out.last().copied().unwrap_or(0) + gap);
-            m.worked(frames > 1);
-            out.push(m.idle(t).as_micros() as u64);
+        let mut taken = 0;
+        let mut out = Vec::new();
+        for &(bulk, gap) in moments {
+            t += Duration::from_micros(taken + gap);
+            m.worked(bulk);
+            taken = m.idle(t).as_micros() as u64;
+            out.push(taken);
         }
         out
     }
 
-    const N: u64 = NAP.as_micros() as u64;
-
-    #[test]
-    fn steady_batches_nap_and_keep_napping_while_they_come() {
-        let mut m = Moderation::new(NAP);
-        assert_eq!(naps(&mut m, 45, &[120, 130, 60, 10, 0]), [0, 0, N, N, N, N]);
+    fn bulk(gaps: &[u64]) -> Vec<(bool, u64)> {
+        gaps.iter().map(|&g| (true, g)).collect()
     }
 
     #[test]
-    fn a_long_wait_ends_the_naps_until_batches_are_steady_again() {
+    fn steady_bulk_naps_and_keeps_napping_while_it_comes() {
         let mut m = Moderation::new(NAP);
-        let gaps = [100, 100, 2_000, 100, 100];
-        assert_eq!(naps(&mut m, 2, &gaps), [0, 0, N, 0, 0, N]);
+        let got = naps(&mut m, &bulk(&[0, 120, 130, 60, 10, 0]));
+        assert_eq!(got, [0, 0, N, N, N, N]);
+    }
+
+    #[test]
+    fn a_long_wait_ends_the_naps_until_bulk_is_steady_again() {
+        let mut m = Moderation::new(NAP);
+        let got = naps(&mut m, &bulk(&[0, 100, 100, 2_000, 100, 100]));
+        assert_eq!(got, [0, 0, N, 0, 0, N]);
     }
 
     #[test]
     fn frames_that_come_one_at_a_time_never_wait_behind_a_nap() {
-        // A ping flood, or requests and their answers back to back.
+        // A ping flood: single frames, 10 µs apart.
         let mut m = Moderation::new(NAP);
-        assert!(naps(&mut m, 1, &[10; 50]).iter().all(|&n| n == 0));
-        // A batch among them does not make the next single frame wait either.
-        let t = Instant::now();
-        m.worked(true);
-        m.worked(false);
-        assert_eq!(
-            m.idle(t),
-            NAP,
-            "steady, and a batch came since the last idle moment"
-        );
-        m.worked(false);
-        assert_eq!(m.idle(t + NAP), Duration::ZERO, "only a single frame since");
+        let got = naps(&mut m, &[(false, 10); 50]);
+        assert!(got.iter().all(|&n| n == 0), "{got:?}");
     }
 
     #[test]
-    fn a_zero_nap_never_naps() {
-        let mut m = Moderation::new(Duration::ZERO);
-        assert!(m.off());
-        assert!(naps(&mut m, 45, &[0, 1, 2, 3, 4]).iter().all(|&n| n == 0));
+    fn requests_answered_by_bursts_never_wait_behind_a_nap() {
+        // A single-frame request out, a multi-frame answer back, 200 µs apart: the idle
+        // moment after each request breaks the streak.
+        let mut m = Moderation::new(NAP);
+        let moments: Vec<(bool, u64)> = (0..40).map(|i| (i % 2 == 1, 200)).collect();
+        let got = naps(&mut m, &moments);
+        assert!(got.iter().all(|&n| n == 0), "{got:?}");
+        // The same gaps with bulk work every time do nap: the streak is what decides.
+        assert!(naps(&mut m, &bulk(&[200; 4])).contains(&N));
+    }
+
+    #[test]
+    fn a_stray_single_frame_keeps_bulk_napping() {
+        // A TCP receiver's window update among the super-frames of a bulk flow.
+        let mut m = Moderation::new(NAP);
+        let moments = [
+            (true, 0),
+            (true, 100),
+            (true, 100),
+            (true, 50),
+            (false, 50),
+            (true, 50),
+        ];
+        assert_eq!(naps(&mut m, &moments), [0, 0, N, N, 0, N]);
+        // Two in a row end it.
+        let moments = [(false, 50), (false, 50), (true, 50)];
+        assert_eq!(naps(&mut m, &moments), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_zero_nap_is_off() {
+        // Off, the data threads wait at once without asking (duplex.rs, rx.rs).
+        assert!(Moderation::new(Duration::ZERO).off());
+        assert!(!Moderation::new(NAP).off());
     }
 }

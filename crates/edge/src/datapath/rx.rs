@@ -46,8 +46,13 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
     while rx.receive(&mut batch, &udp, true) {
         // Once it has been parked, this thread runs only while the edge is busy sending
         // (split, roles.rs): what it receives is mostly the ACKs of that bulk flow.
-        moderation.worked(split || rx.last_datagrams > 1);
-        if !moderation.off() && !n2n_daemon::os::readable_now(&udp) {
+        let got = rx.last_datagrams;
+        moderation.worked(got > 1 || split && got > 0);
+        // No nap when it is about to park: the io thread takes the socket only after that.
+        if !moderation.off()
+            && !rx.shared.duplex.load(Ordering::Acquire)
+            && !n2n_daemon::os::readable_now(&udp)
+        {
             let nap = moderation.idle(std::time::Instant::now());
             if !nap.is_zero() {
                 std::thread::sleep(nap);
