@@ -71,7 +71,6 @@ fn shared(cipher: u8) -> Arc<Shared> {
         gro: false,
         parallel: true,
         duplex_wanted: false,
-        nap: std::time::Duration::ZERO,
         duplex: AtomicBool::new(false),
         rx_thread: OnceLock::new(),
         rx_parked: false.into(),

@@ -5,14 +5,13 @@
 //! takes half of a big batch when a core is idle. `N2N_RS_DUPLEX=0` keeps two threads always.
 
 use std::net::UdpSocket;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tracing::debug;
 
-use super::moderation::Moderation;
 use super::roles::{Roles, WINDOW};
 use super::rx::Rx;
 use super::tx::Tx;
@@ -39,7 +38,6 @@ pub fn start_duplex(
             let mut rx = Rx::new(Arc::clone(&shared), control.clone());
             let mut batch = Receiver::new(shared.gro);
             let mut roles = Roles::new(Instant::now());
-            let mut moderation = Moderation::new(shared.nap);
             // The receive thread parks after its next batch (run_rx).
             shared.duplex.store(true, Ordering::Release);
             loop {
@@ -50,13 +48,14 @@ pub fn start_duplex(
                     true => (Some(rx_udp.as_raw_fd()), -1),
                     false => (None, WINDOW.as_millis() as i32),
                 };
-                let (tap_ready, udp_ready) = match wait(tap_fd, udp_fd, timeout, &mut moderation) {
-                    Ok(ready) => ready,
-                    Err(e) => {
-                        debug!(error = %e, "poll failed; the data path stops");
-                        return control.post_blocking(ToControl::Stopped("poll"));
-                    }
-                };
+                let (tap_ready, udp_ready) =
+                    match n2n_daemon::os::wait_readable(tap_fd, udp_fd, timeout) {
+                        Ok(ready) => ready,
+                        Err(e) => {
+                            debug!(error = %e, "poll failed; the data path stops");
+                            return control.post_blocking(ToControl::Stopped("poll"));
+                        }
+                    };
                 // The TAP has one reader, so a ready TAP does not block; the socket is read
                 // without waiting (the kernel may drop what made it ready).
                 if tap_ready {
@@ -65,13 +64,9 @@ pub fn start_duplex(
                         return;
                     }
                     roles.sent(start.elapsed());
-                    moderation.worked(tx.last_frames > 1);
                 }
-                if udp_ready {
-                    if !rx.receive(&mut batch, &rx_udp, false) {
-                        return;
-                    }
-                    moderation.worked(rx.last_datagrams > 1);
+                if udp_ready && !rx.receive(&mut batch, &rx_udp, false) {
+                    return;
                 }
                 match roles.tick(Instant::now()) {
                     Some(true) => {
@@ -92,27 +87,4 @@ pub fn start_duplex(
             }
         })?;
     Ok(true)
-}
-
-/// Which of the TAP and the socket are readable: at once if either is, else after the nap
-/// that moderation asks for (none unless bulk traffic is steady), then waiting up to
-/// `timeout` ms more.
-fn wait(
-    tap_fd: RawFd,
-    udp_fd: Option<RawFd>,
-    timeout: i32,
-    moderation: &mut Moderation,
-) -> std::io::Result<(bool, bool)> {
-    if moderation.off() {
-        return n2n_daemon::os::wait_readable(tap_fd, udp_fd, timeout);
-    }
-    let ready = n2n_daemon::os::wait_readable(tap_fd, udp_fd, 0)?;
-    if ready.0 || ready.1 {
-        return Ok(ready);
-    }
-    let nap = moderation.idle(Instant::now());
-    if !nap.is_zero() {
-        std::thread::sleep(nap);
-    }
-    n2n_daemon::os::wait_readable(tap_fd, udp_fd, timeout)
 }

@@ -7,7 +7,6 @@ pub mod checksum;
 mod duplex;
 pub mod gro;
 mod idle;
-pub mod moderation;
 pub mod offload;
 mod roles;
 mod rx;
@@ -98,9 +97,6 @@ pub struct Shared {
     pub parallel: bool,
     /// Whether one thread serves both directions (`N2N_RS_DUPLEX=0` keeps two).
     pub duplex_wanted: bool,
-    /// How long a data thread naps when steady traffic runs out (moderation.rs; zero with
-    /// `N2N_RS_NAP=0`).
-    pub nap: std::time::Duration,
     /// Whether the thread that reads the TAP serves the socket too; the receive thread is
     /// parked meanwhile.
     pub duplex: std::sync::atomic::AtomicBool,

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use tracing::{debug, trace};
 
 use super::gro::Coalescer;
-use super::moderation::Moderation;
 use super::offload::VNET_HDR;
 use super::{ControlTx, Shared, ToControl, now};
 use crate::tunnel::{Decap, DropReason, MAX_FRAME, Now};
@@ -23,8 +22,6 @@ pub(super) struct Rx {
     frame: Vec<u8>,
     /// Joins the TCP segments of one receive batch (TAP offloads only).
     gro: Coalescer,
-    /// Datagrams the last [`Rx::receive`] handled.
-    pub(super) last_datagrams: usize,
 }
 
 /// Extra receive batches whose segments may still join one super-frame before it is
@@ -41,23 +38,7 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
     let mut batch = Receiver::new(shared.gro);
     let mut rx = Rx::new(shared, control);
     let mut resumed = false;
-    let mut moderation = Moderation::new(rx.shared.nap);
-    let mut split = false;
     while rx.receive(&mut batch, &udp, true) {
-        // Once it has been parked, this thread runs only while the edge is busy sending
-        // (split, roles.rs): what it receives is mostly the ACKs of that bulk flow.
-        let got = rx.last_datagrams;
-        moderation.worked(got > 1 || split && got > 0);
-        // No nap when it is about to park: the io thread takes the socket only after that.
-        if !moderation.off()
-            && !rx.shared.duplex.load(Ordering::Acquire)
-            && !n2n_daemon::os::readable_now(&udp)
-        {
-            let nap = moderation.idle(std::time::Instant::now());
-            if !nap.is_zero() {
-                std::thread::sleep(nap);
-            }
-        }
         if resumed {
             resumed = false;
             debug!("the receive thread has the socket again");
@@ -69,7 +50,6 @@ pub fn run_rx(shared: Arc<Shared>, udp: UdpSocket, control: ControlTx) {
             }
             rx.shared.rx_parked.store(false, Ordering::Release);
             resumed = true;
-            split = true;
         }
     }
 }
@@ -98,7 +78,6 @@ impl Rx {
             control,
             frame: vec![0u8; VNET_HDR + MAX_FRAME],
             gro: Coalescer::default(),
-            last_datagrams: 0,
         }
     }
 
@@ -107,7 +86,6 @@ impl Rx {
     /// failed (the control machine has been told).
     pub(super) fn receive(&mut self, batch: &mut Receiver, udp: &UdpSocket, wait: bool) -> bool {
         let mut wait = wait;
-        self.last_datagrams = 0;
         for joined in 0..=JOIN_BATCHES {
             match batch.recv(udp, wait) {
                 Ok(()) => {}
@@ -125,7 +103,6 @@ impl Rx {
             let now = now();
             for (datagram, from) in batch.datagrams() {
                 self.handle(datagram, from, now);
-                self.last_datagrams += 1;
             }
             // More already queued may join the pending super-frame (never waits for it).
             if !self.gro.pending() || joined == JOIN_BATCHES || !n2n_daemon::os::readable_now(udp) {

@@ -348,7 +348,6 @@ mod tests {
             gro: false,
             parallel: true,
             duplex_wanted: false,
-            nap: std::time::Duration::ZERO,
             duplex: AtomicBool::new(false),
             rx_thread: OnceLock::new(),
             rx_parked: false.into(),

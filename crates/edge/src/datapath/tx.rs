@@ -54,8 +54,6 @@ pub(super) struct Tx {
     helper: Option<SealHelper>,
     /// What a TAP read lands in (a super-frame, with TAP offloads).
     read: Vec<u8>,
-    /// Frames the last TAP read carried (more than one: a TSO super-frame).
-    pub(super) last_frames: usize,
 }
 
 /// The send thread of the two-thread data path: reads frames from the TAP until it fails.
@@ -83,7 +81,6 @@ impl Tx {
             out: vec![0..0; MAX_SEGMENTS],
             helper: None,
             read: vec![0u8; if vnet { MAX_READ } else { 0 }],
-            last_frames: 0,
         };
         // Sealing a batch is worth sharing only when there is a transform or compression to run.
         let cfg = tx.shared.tunnel.config();
@@ -105,10 +102,6 @@ impl Tx {
                     self.lens[0] = n;
                     Ok(1)
                 })
-        };
-        self.last_frames = match got {
-            Ok(Ok(count)) => count,
-            _ => 0,
         };
         match got {
             Ok(Ok(count)) => self.send(count),

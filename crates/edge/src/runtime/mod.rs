@@ -186,10 +186,6 @@ pub fn run(cfg: EdgeConfig, log: Option<LogHandle>) -> Result<(), RuntimeError> 
         gro: offloads.gro,
         parallel: parallel_wanted(),
         duplex_wanted: n2n_daemon::switch_on("N2N_RS_DUPLEX"),
-        nap: match n2n_daemon::switch_on("N2N_RS_NAP") {
-            true => datapath::moderation::NAP,
-            false => std::time::Duration::ZERO,
-        },
         duplex: false.into(),
         rx_thread: OnceLock::new(),
         rx_parked: false.into(),
