@@ -15,6 +15,8 @@
 # Usage: sudo bench/throughput.sh [seconds per run, default 8]   (needs iperf3, ethtool)
 # BENCH_LABS="offload wire", BENCH_MODES="p2p relay" and BENCH_CIPHERS="-A1 -A3 -A6 -A7" pick the
 # runs; BENCH_THREADS=1 adds each edge thread's CPU seconds per GB (sender a, receiver b).
+# BENCH_ROUNDS=N repeats the whole run (limit and baseline included) N times and ends with
+# each row's median and the range of its ratio: on a shared VM one run moves by ±15 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
@@ -73,18 +75,28 @@ run_iperf() {
 }
 
 ip netns exec "${P}b" iperf3 -s -D >/dev/null
+ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
+PIDS+=($!)
 sleep 0.3
+ROUNDS=${BENCH_ROUNDS:-1}
+# Every row of every round, for the summary: "lab path cipher Mbit/s ratio CPU-s/GB".
+ROWS=$(mktemp)
+trap 'cleanup; rm -f "$ROWS"' EXIT
+
+for round in $(seq "$ROUNDS"); do
+[ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS"
 veth_offloads on
 read -r LIMIT _ < <(run_iperf "$B_WAN")
 veth_offloads off
 read -r BASE _ < <(run_iperf "$B_WAN")
 echo "limit    veth, offloads on (TSO/GSO/GRO), MSS 1250:  $LIMIT Mbit/s"
 echo "baseline veth, offloads off, MSS 1250 (per packet):  $BASE Mbit/s"
+echo "limit - - $LIMIT 1 0" >>"$ROWS"
+echo "baseline - - $BASE 1 0" >>"$ROWS"
 printf '%-8s %-6s %-6s %10s %8s %-9s %12s\n' lab path cipher Mbit/s ratio "of" "CPU s/GB"
 
-ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
-PIDS+=($!)
 for lab in ${BENCH_LABS:-offload wire}; do
+  # Each lab sets the uplinks it needs, so the labs may come in any order and rounds repeat.
   if [ "$lab" = wire ]; then
     # The supernode is a host with a NIC too: its uplink behaves the same.
     for n in a b sn; do
@@ -92,6 +104,9 @@ for lab in ${BENCH_LABS:-offload wire}; do
     done
     REF=$BASE; REF_NAME=baseline
   else
+    for n in a b sn; do
+        ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation on gro off >/dev/null
+    done
     REF=$LIMIT; REF_NAME=limit
   fi
   for mode in ${BENCH_MODES:-p2p relay}; do
@@ -115,7 +130,10 @@ for lab in ${BENCH_LABS:-offload wire}; do
         read -r MBPS BYTES < <(run_iperf 10.99.0.2)
         c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
         t1=$( { thread_ticks a $EA; thread_ticks b $EB; } )
-        python3 -c "import sys; m,ref,t,by=map(float,sys.argv[1:]); print('%-8s %-6s %-6s %10.0f %8.2f %-9s %12.2f' % ('$lab','$mode','$cipher',m,m/ref,'$REF_NAME',t/100/(by/1e9)))" "$MBPS" "$REF" "$((c1 - c0))" "$BYTES"
+        row=$(python3 -c "import sys; m,ref,t,by=map(float,sys.argv[1:]); print('%.0f %.4f %.3f' % (m, m/ref, t/100/(by/1e9)))" "$MBPS" "$REF" "$((c1 - c0))" "$BYTES")
+        echo "$lab $mode $cipher $row" >>"$ROWS"
+        read -r m ratio cpu <<<"$row"
+        printf '%-8s %-6s %-6s %10.0f %8.2f %-9s %12.2f\n' "$lab" "$mode" "$cipher" "$m" "$ratio" "$REF_NAME" "$cpu"
         if [ -n "${BENCH_THREADS:-}" ]; then
             join <(sort <<<"$t0") <(sort <<<"$t1") | awk -v by="$BYTES" \
                 '$3 > $2 { printf "    %-14s %6.2f CPU s/GB\n", $1, ($3 - $2) / 100 / (by / 1e9) }'
@@ -125,3 +143,25 @@ for lab in ${BENCH_LABS:-offload wire}; do
     done
   done
 done
+done
+
+# Several rounds: each row's median, with the spread of its ratio (each run against the
+# limit or baseline measured in its own round).
+if [ "$ROUNDS" -gt 1 ]; then
+    echo
+    echo "summary of $ROUNDS rounds (median; ratio range in brackets)"
+    python3 - "$ROWS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    lab, path, cipher, m, ratio, cpu = line.split()
+    rows.setdefault((lab, path, cipher), []).append((float(m), float(ratio), float(cpu)))
+for (lab, path, cipher), runs in rows.items():
+    med = lambda i: statistics.median(r[i] for r in runs)
+    if path == "-":
+        print("%-8s %10.0f Mbit/s  [%.0f-%.0f]" % (lab, med(0), min(r[0] for r in runs), max(r[0] for r in runs)))
+        continue
+    lo, hi = min(r[1] for r in runs), max(r[1] for r in runs)
+    print("%-8s %-6s %-6s %10.0f %8.2f [%.2f-%.2f] %8.2f CPU s/GB" % (lab, path, cipher, med(0), med(1), lo, hi, med(2)))
+PY
+fi
