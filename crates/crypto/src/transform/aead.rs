@@ -271,50 +271,46 @@ impl AeadTransform {
         let session = u64::from_be_bytes(prefix8(&buf[..8]));
         let counter = u64::from_be_bytes(prefix8(&buf[8..16]));
         let len = buf.len() - AEAD_PREFIX - AEAD_TAG;
-        let known = self.senders.get(&ctx.src_mac);
-        let fresh;
-        let cipher = match known {
-            Some(s) if s.session == session => {
+        let (body, rest) = buf[AEAD_PREFIX..].split_at_mut(len);
+        let tag = Tag::try_from(&rest[..AEAD_TAG]).map_err(|_| TransformError::TooShort)?;
+        let aad = ctx.aad();
+        let open = |cipher: &LessSafeKey, body: &mut [u8]| {
+            cipher
+                .open_in_place_separate_tag(nonce(counter), Aad::from(&aad), tag, body, 0..)
+                .map(drop)
+                .map_err(|_| TransformError::Forged)
+        };
+        // The sender's current session: one lookup per datagram (the common case).
+        if let Some(s) = self.senders.get_mut(&ctx.src_mac) {
+            if s.session == session {
                 if !s.window.check(counter) {
                     return Err(TransformError::Replay);
                 }
-                &s.cipher
+                open(&s.cipher, body)?;
+                self.uses += 1;
+                s.window.mark(counter);
+                s.last_used = self.uses;
+                return Ok(len);
             }
-            Some(s) if (session >> 32) < (s.session >> 32) => {
+            if (session >> 32) < (s.session >> 32) {
                 return Err(TransformError::StaleSession);
             }
-            _ => {
-                fresh = self.root.session_cipher(&ctx.src_mac, session);
-                &fresh
-            }
-        };
-        let (body, rest) = buf[AEAD_PREFIX..].split_at_mut(len);
-        let tag = Tag::try_from(&rest[..AEAD_TAG]).map_err(|_| TransformError::TooShort)?;
-        cipher
-            .open_in_place_separate_tag(nonce(counter), Aad::from(&ctx.aad()), tag, body, 0..)
-            .map_err(|_| TransformError::Forged)?;
-        self.uses += 1;
-        let uses = self.uses;
-        match self.senders.get_mut(&ctx.src_mac) {
-            Some(s) if s.session == session => {
-                s.window.mark(counter);
-                s.last_used = uses;
-            }
-            _ => {
-                let cipher = self.root.session_cipher(&ctx.src_mac, session);
-                let mut window = ReplayWindow::default();
-                window.mark(counter);
-                self.remember(
-                    ctx.src_mac,
-                    SenderState {
-                        session,
-                        cipher,
-                        window,
-                        last_used: uses,
-                    },
-                );
-            }
         }
+        // A new sender, or a newer session of a known one.
+        let cipher = self.root.session_cipher(&ctx.src_mac, session);
+        open(&cipher, body)?;
+        self.uses += 1;
+        let mut window = ReplayWindow::default();
+        window.mark(counter);
+        self.remember(
+            ctx.src_mac,
+            SenderState {
+                session,
+                cipher,
+                window,
+                last_used: self.uses,
+            },
+        );
         Ok(len)
     }
 

@@ -398,6 +398,46 @@ fn aead_refuses_older_sessions_of_a_sender() {
     assert_eq!(open(&mut rx, &recorded), Err(TransformError::StaleSession));
 }
 
+/// A known sender that restarts: its new session replaces the old one, with a replay window
+/// of its own; a forged datagram of a newer session changes nothing.
+#[test]
+fn aead_follows_a_sender_into_its_next_session() {
+    let c = community();
+    let root = RootKey::derive_with_cost(b"secret", &c, 64, 1).expect("kdf");
+    let mac = Mac([2, 0, 0, 0, 0, 1]);
+    let sender = |at| {
+        Transform::Aead(Box::new(AeadTransform::new(
+            root.clone(),
+            mac,
+            at,
+            &mut OsRandom,
+        )))
+    };
+    let (mut old, mut new) = (sender(1_000), sender(2_000));
+    let mut rx = Transform::Aead(Box::new(AeadTransform::new(
+        root.clone(),
+        Mac([2, 0, 0, 0, 0, 2]),
+        0,
+        &mut OsRandom,
+    )));
+    let before = seal(&mut old, b"first session", &mut OsRandom);
+    let pending = seal(&mut old, b"still the first session", &mut OsRandom);
+    assert_eq!(open(&mut rx, &before).expect("opens"), b"first session");
+    let mut forged = seal(&mut new, b"next session", &mut OsRandom);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(open(&mut rx, &forged), Err(TransformError::Forged));
+    // The forgery did not move the sender on: the first session still opens.
+    assert_eq!(
+        open(&mut rx, &pending).expect("opens"),
+        b"still the first session"
+    );
+    let after = seal(&mut new, b"next session", &mut OsRandom);
+    assert_eq!(open(&mut rx, &after).expect("opens"), b"next session");
+    assert_eq!(open(&mut rx, &after), Err(TransformError::Replay));
+    assert_eq!(open(&mut rx, &before), Err(TransformError::StaleSession));
+}
+
 #[test]
 fn aead_wrong_key_is_forged() {
     let (mut tx, _) = aead_pair();

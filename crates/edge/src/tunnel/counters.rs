@@ -132,13 +132,13 @@ impl Counters {
         add(&self.transop_rx, 1);
         if relayed {
             add(&self.super_rx, 1);
-            self.last_super_rx_us.fetch_max(wall_us, Ordering::Relaxed);
+            super::routes::max_relaxed(&self.last_super_rx_us, wall_us);
             if broadcast {
                 add(&self.super_broadcast_rx, 1);
             }
         } else {
             add(&self.p2p_rx, 1);
-            self.last_p2p_rx_us.fetch_max(wall_us, Ordering::Relaxed);
+            super::routes::max_relaxed(&self.last_p2p_rx_us, wall_us);
         }
     }
 }

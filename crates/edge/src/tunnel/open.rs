@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use n2n_crypto::compress::Codec;
 use n2n_crypto::{HeaderKey, PacketContext, SenderStamp, Transform};
@@ -110,6 +111,9 @@ pub(super) struct RxState {
     codec: Codec,
     stamps: StampTable,
     hints: HintLimiter,
+    /// The last direct PACKET's sender, path, time and routes snapshot: the datagrams of one
+    /// receive batch share them, so the route is looked up and refreshed once per batch.
+    heard: Option<(Mac, SocketAddr, u64, usize)>,
 }
 
 impl RxState {
@@ -119,6 +123,7 @@ impl RxState {
             codec,
             stamps: StampTable::default(),
             hints: HintLimiter::default(),
+            heard: None,
         }
     }
 
@@ -281,7 +286,10 @@ impl Tunnel {
                     unicast,
                 })
         } else {
-            routes.heard_directly(&p.src_mac, from, now.mono_us);
+            let heard = (p.src_mac, from, now.mono_us, Arc::as_ptr(&routes) as usize);
+            if rx.heard.replace(heard) != Some(heard) {
+                routes.heard_directly(&p.src_mac, from, now.mono_us);
+            }
             (probe || rx.hints.allow(p.src_mac, now.mono_us)).then_some(PeerHint::Direct {
                 mac: p.src_mac,
                 from,

@@ -87,8 +87,17 @@ impl Routes {
     /// A PACKET came directly from `mac` at `from`: refreshes the route if it is that path.
     pub fn heard_directly(&self, mac: &Mac, from: SocketAddr, mono_us: u64) {
         if let Some(r) = self.peers.get(mac).filter(|r| r.sock == from) {
-            r.last_rx.fetch_max(mono_us, Ordering::Relaxed);
+            max_relaxed(&r.last_rx, mono_us);
         }
+    }
+}
+
+/// `fetch_max` that writes only when `v` is newer: most calls (one per datagram of a batch
+/// that shares its `now`) then only read, and the cache line stays shared with the threads
+/// that read it.
+pub fn max_relaxed(c: &AtomicU64, v: u64) {
+    if c.load(Ordering::Relaxed) < v {
+        c.fetch_max(v, Ordering::Relaxed);
     }
 }
 
@@ -101,10 +110,16 @@ const MAX_HINT_SLOTS: usize = 4096;
 #[derive(Debug, Default)]
 pub struct HintLimiter {
     last: HashMap<Mac, u64>,
+    /// The peer and time of the last call: asked again at the same time (the datagrams of
+    /// one receive batch share it) the answer is no, without hashing the MAC again.
+    asked: Option<(Mac, u64)>,
 }
 
 impl HintLimiter {
     pub fn allow(&mut self, mac: Mac, mono_us: u64) -> bool {
+        if self.asked.replace((mac, mono_us)) == Some((mac, mono_us)) {
+            return false;
+        }
         if self.last.len() >= MAX_HINT_SLOTS {
             self.last.clear();
         }
@@ -115,5 +130,36 @@ impl HintLimiter {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_allowed_once_an_interval_per_peer_also_when_asked_again_at_once() {
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        let t = 5_000_000;
+        let mut limiter = HintLimiter::default();
+        assert!(limiter.allow(a, t));
+        // The same peer and time again (the next datagram of a batch): no.
+        assert!(!limiter.allow(a, t));
+        assert!(limiter.allow(b, t));
+        assert!(!limiter.allow(a, t));
+        assert!(!limiter.allow(a, t + HINT_INTERVAL_US - 1));
+        assert!(limiter.allow(a, t + HINT_INTERVAL_US));
+        assert!(!limiter.allow(a, t + HINT_INTERVAL_US));
+        assert!(!limiter.allow(b, t + HINT_INTERVAL_US - 1));
+        assert!(limiter.allow(b, t + HINT_INTERVAL_US));
+    }
+
+    #[test]
+    fn max_relaxed_only_moves_forward() {
+        let c = AtomicU64::new(10);
+        max_relaxed(&c, 5);
+        assert_eq!(c.load(Ordering::Relaxed), 10);
+        max_relaxed(&c, 12);
+        assert_eq!(c.load(Ordering::Relaxed), 12);
     }
 }
