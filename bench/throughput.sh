@@ -30,6 +30,8 @@ EDGE=$BIN/edge
 SN=$BIN/supernode
 [ -n "${N2N_BIN:-}" ] || cargo build --release --quiet -p n2n-edge -p n2n-supernode
 
+# The supernode; the edges of each run are waited for, and cleanup kills whatever still runs
+# in the namespaces.
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
@@ -79,6 +81,7 @@ ip netns exec "${P}sn" "$SN" -f -p 7654 -t 5645 >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.3
 ROUNDS=${BENCH_ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "error: BENCH_ROUNDS must be a positive number" >&2; exit 1; }
 # Every row of every round, for the summary: "lab path cipher Mbit/s ratio CPU-s/GB".
 ROWS=$(mktemp)
 trap 'cleanup; rm -f "$ROWS"' EXIT
@@ -120,9 +123,9 @@ for lab in ${BENCH_LABS:-offload wire}; do
     for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
         key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
         ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
-        EA=$!; PIDS+=($EA)
+        EA=$!
         ip netns exec "${P}b" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.2 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
-        EB=$!; PIDS+=($EB)
+        EB=$!
         for _ in $(seq 100); do ip netns exec "${P}a" ping -c1 -W1 -q 10.99.0.2 >/dev/null 2>&1 && break; done
         if [ "$mode" = p2p ]; then
             for _ in $(seq 100); do printf 'r 1 edges' | ip netns exec "${P}a" nc -u -w1 127.0.0.1 5644 | grep -q '"mode":"p2p"' && break; done

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use n2n_crypto::compress::Codec;
 use n2n_crypto::{HeaderKey, PacketContext, SenderStamp, Transform};
@@ -111,9 +110,9 @@ pub(super) struct RxState {
     codec: Codec,
     stamps: StampTable,
     hints: HintLimiter,
-    /// The last direct PACKET's sender, path, time and routes snapshot: the datagrams of one
-    /// receive batch share them, so the route is looked up and refreshed once per batch.
-    heard: Option<(Mac, SocketAddr, u64, usize)>,
+    /// The last direct PACKET's sender, path, time and routes snapshot (its generation): the
+    /// datagrams of one receive batch share them, so the route is refreshed once per batch.
+    heard: Option<(Mac, SocketAddr, u64, u64)>,
 }
 
 impl RxState {
@@ -286,7 +285,7 @@ impl Tunnel {
                     unicast,
                 })
         } else {
-            let heard = (p.src_mac, from, now.mono_us, Arc::as_ptr(&routes) as usize);
+            let heard = (p.src_mac, from, now.mono_us, routes.generation);
             if rx.heard.replace(heard) != Some(heard) {
                 routes.heard_directly(&p.src_mac, from, now.mono_us);
             }

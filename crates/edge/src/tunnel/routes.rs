@@ -45,6 +45,9 @@ pub(super) struct Routes {
     pub supernode: Option<SocketAddr>,
     pub own_ip: Option<Ipv4Addr>,
     pub peers: HashMap<Mac, Route>,
+    /// One more than the snapshot it replaced: tells snapshots apart (the receive side
+    /// remembers which one it refreshed a route in).
+    pub generation: u64,
 }
 
 impl Routes {
@@ -75,6 +78,7 @@ impl Routes {
             supernode: view.supernode,
             own_ip: view.own_ip,
             peers,
+            generation: old.generation.wrapping_add(1),
         }
     }
 

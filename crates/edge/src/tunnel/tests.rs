@@ -198,6 +198,31 @@ fn direct_traffic_keeps_a_path_fresh_and_hints_the_machine() {
     assert_eq!(b.direct_path(Now::at(T0 + 17 * S), &A), Some(sock(0xa)));
 }
 
+/// The receive side refreshes a route once per sender, path, time and view: a datagram at
+/// the same time still refreshes the path once it is confirmed, or when it comes on it.
+#[test]
+fn a_path_confirmed_or_used_within_one_batch_is_kept_fresh() {
+    let (a, b) = (tunnel(A, true, false), tunnel(B, true, false));
+    a.set_view(registered(vec![(B, sock(0xb), T0)]));
+    let now = Now::at(T0 + 8 * S);
+    // Heard from A before B's view has the path, then again at the same time after.
+    b.set_view(registered(vec![]));
+    let (d, _) = send(&a, now, &frame(A, B));
+    assert_eq!(receive(&b, now, sock(0xa), &d).0, Some(frame(A, B)));
+    b.set_view(registered(vec![(A, sock(0xa), T0)]));
+    let (d, _) = send(&a, now, &frame(A, B));
+    assert_eq!(receive(&b, now, sock(0xa), &d).0, Some(frame(A, B)));
+    assert_eq!(b.direct_path(Now::at(T0 + 17 * S), &A), Some(sock(0xa)));
+    // From another socket first, then on the path, at one time: the path is refreshed.
+    let later = Now::at(T0 + 20 * S);
+    let (d, _) = send(&a, later, &frame(A, B));
+    assert_eq!(receive(&b, later, sock(0xc), &d).0, Some(frame(A, B)));
+    assert_eq!(b.direct_path(Now::at(T0 + 21 * S), &A), None);
+    let (d, _) = send(&a, later, &frame(A, B));
+    assert_eq!(receive(&b, later, sock(0xa), &d).0, Some(frame(A, B)));
+    assert_eq!(b.direct_path(Now::at(T0 + 29 * S), &A), Some(sock(0xa)));
+}
+
 #[test]
 fn a_relayed_packet_tells_the_machine_where_its_sender_is() {
     let (a, b) = (tunnel(A, false, false), tunnel(B, false, false));
