@@ -86,69 +86,72 @@ ROUNDS=${BENCH_ROUNDS:-1}
 ROWS=$(mktemp)
 trap 'cleanup; rm -f "$ROWS"' EXIT
 
-for round in $(seq "$ROUNDS"); do
-[ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS"
-# The last round's relay runs left the direct path blocked.
-ip netns exec "${P}inet" iptables -F FORWARD
-veth_offloads on
-read -r LIMIT _ < <(run_iperf "$B_WAN")
-veth_offloads off
-read -r BASE _ < <(run_iperf "$B_WAN")
-echo "limit    veth, offloads on (TSO/GSO/GRO), MSS 1250:  $LIMIT Mbit/s"
-echo "baseline veth, offloads off, MSS 1250 (per packet):  $BASE Mbit/s"
-echo "limit - - $LIMIT 1 0" >>"$ROWS"
-echo "baseline - - $BASE 1 0" >>"$ROWS"
-printf '%-8s %-6s %-6s %10s %8s %-9s %12s\n' lab path cipher Mbit/s ratio "of" "CPU s/GB"
-
-for lab in ${BENCH_LABS:-offload wire}; do
-  # Each lab sets the uplinks it needs, so the labs may come in any order and rounds repeat.
-  if [ "$lab" = wire ]; then
-    # The supernode is a host with a NIC too: its uplink behaves the same.
-    for n in a b sn; do
-        ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation off gro on >/dev/null
-    done
-    REF=$BASE; REF_NAME=baseline
-  else
-    for n in a b sn; do
-        ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation on gro off >/dev/null
-    done
-    REF=$LIMIT; REF_NAME=limit
-  fi
-  for mode in ${BENCH_MODES:-p2p relay}; do
+# One round: the limit, the baseline, then every overlay row against the one of its lab.
+measure_round() {
+    [ "$ROUNDS" -gt 1 ] && echo "round $1 of $ROUNDS"
+    # The last round's relay runs left the direct path blocked.
     ip netns exec "${P}inet" iptables -F FORWARD
-    if [ "$mode" = relay ]; then
-        ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
-        ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
-    fi
-    for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
-        key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
-        ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
-        EA=$!
-        ip netns exec "${P}b" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.2 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
-        EB=$!
-        for _ in $(seq 100); do ip netns exec "${P}a" ping -c1 -W1 -q 10.99.0.2 >/dev/null 2>&1 && break; done
-        if [ "$mode" = p2p ]; then
-            for _ in $(seq 100); do printf 'r 1 edges' | ip netns exec "${P}a" nc -u -w1 127.0.0.1 5644 | grep -q '"mode":"p2p"' && break; done
+    veth_offloads on
+    read -r LIMIT _ < <(run_iperf "$B_WAN")
+    veth_offloads off
+    read -r BASE _ < <(run_iperf "$B_WAN")
+    echo "limit    veth, offloads on (TSO/GSO/GRO), MSS 1250:  $LIMIT Mbit/s"
+    echo "baseline veth, offloads off, MSS 1250 (per packet):  $BASE Mbit/s"
+    echo "limit - - $LIMIT 1 0" >>"$ROWS"
+    echo "baseline - - $BASE 1 0" >>"$ROWS"
+    printf '%-8s %-6s %-6s %10s %8s %-9s %12s\n' lab path cipher Mbit/s ratio "of" "CPU s/GB"
+
+    for lab in ${BENCH_LABS:-offload wire}; do
+      # Each lab sets the uplinks it needs, so the labs may come in any order and rounds repeat.
+      if [ "$lab" = wire ]; then
+        # The supernode is a host with a NIC too: its uplink behaves the same.
+        for n in a b sn; do
+            ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation off gro on >/dev/null
+        done
+        REF=$BASE; REF_NAME=baseline
+      else
+        for n in a b sn; do
+            ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation on gro off >/dev/null
+        done
+        REF=$LIMIT; REF_NAME=limit
+      fi
+      for mode in ${BENCH_MODES:-p2p relay}; do
+        ip netns exec "${P}inet" iptables -F FORWARD
+        if [ "$mode" = relay ]; then
+            ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
+            ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
         fi
-        c0=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
-        t0=$( { thread_ticks a $EA; thread_ticks b $EB; } )
-        read -r MBPS BYTES < <(run_iperf 10.99.0.2)
-        c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
-        t1=$( { thread_ticks a $EA; thread_ticks b $EB; } )
-        row=$(python3 -c "import sys; m,ref,t,by=map(float,sys.argv[1:]); print('%.0f %.4f %.3f' % (m, m/ref, t/100/(by/1e9)))" "$MBPS" "$REF" "$((c1 - c0))" "$BYTES")
-        echo "$lab $mode $cipher $row" >>"$ROWS"
-        read -r m ratio cpu <<<"$row"
-        printf '%-8s %-6s %-6s %10.0f %8.2f %-9s %12.2f\n' "$lab" "$mode" "$cipher" "$m" "$ratio" "$REF_NAME" "$cpu"
-        if [ -n "${BENCH_THREADS:-}" ]; then
-            join <(sort <<<"$t0") <(sort <<<"$t1") | awk -v by="$BYTES" \
-                '$3 > $2 { printf "    %-14s %6.2f CPU s/GB\n", $1, ($3 - $2) / 100 / (by / 1e9) }'
-        fi
-        kill -TERM $EA $EB 2>/dev/null || true
-        wait $EA $EB 2>/dev/null || true
+        for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
+            key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
+            ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
+            EA=$!
+            ip netns exec "${P}b" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.2 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
+            EB=$!
+            for _ in $(seq 100); do ip netns exec "${P}a" ping -c1 -W1 -q 10.99.0.2 >/dev/null 2>&1 && break; done
+            if [ "$mode" = p2p ]; then
+                for _ in $(seq 100); do printf 'r 1 edges' | ip netns exec "${P}a" nc -u -w1 127.0.0.1 5644 | grep -q '"mode":"p2p"' && break; done
+            fi
+            c0=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+            t0=$( { thread_ticks a $EA; thread_ticks b $EB; } )
+            read -r MBPS BYTES < <(run_iperf 10.99.0.2)
+            c1=$(( $(cpu_ticks $EA) + $(cpu_ticks $EB) ))
+            t1=$( { thread_ticks a $EA; thread_ticks b $EB; } )
+            row=$(python3 -c "import sys; m,ref,t,by=map(float,sys.argv[1:]); print('%.0f %.4f %.3f' % (m, m/ref, t/100/(by/1e9)))" "$MBPS" "$REF" "$((c1 - c0))" "$BYTES")
+            echo "$lab $mode $cipher $row" >>"$ROWS"
+            read -r m ratio cpu <<<"$row"
+            printf '%-8s %-6s %-6s %10.0f %8.2f %-9s %12.2f\n' "$lab" "$mode" "$cipher" "$m" "$ratio" "$REF_NAME" "$cpu"
+            if [ -n "${BENCH_THREADS:-}" ]; then
+                join <(sort <<<"$t0") <(sort <<<"$t1") | awk -v by="$BYTES" \
+                    '$3 > $2 { printf "    %-14s %6.2f CPU s/GB\n", $1, ($3 - $2) / 100 / (by / 1e9) }'
+            fi
+            kill -TERM $EA $EB 2>/dev/null || true
+            wait $EA $EB 2>/dev/null || true
+        done
+      done
     done
-  done
-done
-done
+}
+
+for round in $(seq "$ROUNDS"); do measure_round "$round"; done
 
 # Several rounds: each row's median, with the spread of its ratio (each run against the
 # limit or baseline measured in its own round).
