@@ -207,13 +207,17 @@ fn steer_a_stalled_path(transform: &str) -> (bool, String, u32) {
     let e0 = start_edge(&lab, 0, &args(MAC0));
     let _e1 = start_edge(&lab, 1, &args(MAC1));
     assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
+    // The path the data plane uses: the "p2p" row. A pending or verifying row ("pSp") at the
+    // attacker's socket is the registration the forgery asked for, still relayed; a poll may
+    // catch one between a forged PEER_INFO and the ACK that ends it.
     let peer_socket = |lab: &Lab| -> Option<String> {
         lab.mgmt_rows("site0", 5644, "r 1 edges")
             .iter()
             .find(|r| {
-                r["macaddr"]
-                    .as_str()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
+                r["mode"] == "p2p"
+                    && r["macaddr"]
+                        .as_str()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
             })
             .and_then(|r| r["sockaddr"].as_str().map(String::from))
     };
