@@ -34,6 +34,20 @@ fn hostile(lab: &Lab, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Edge 0's `drops` rows (management API) with a count, as "stage/reason" -> count.
+fn edge0_drops(lab: &Lab) -> std::collections::BTreeMap<String, u64> {
+    lab.mgmt_rows("site0", 5644, "r 1 drops")
+        .iter()
+        .filter_map(|r| {
+            let n = r["count"].as_u64().filter(|n| *n > 0)?;
+            Some((
+                format!("{}/{}", r["stage"].as_str()?, r["reason"].as_str()?),
+                n,
+            ))
+        })
+        .collect()
+}
+
 fn count(line: &str, key: &str) -> u64 {
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
@@ -182,12 +196,22 @@ fn forged_acks_and_peer_infos_do_not_move_a_direct_path() {
         (replies, attack.join().expect("attacker"))
     });
     let share = lab.counters().direct_share(&before);
+    let drops = edge0_drops(&lab);
     eprintln!(
-        "hijack: {} forged datagrams during 60 pings: {replies} replies, direct share {share:.2}",
+        "hijack: {} forged datagrams during 60 pings: {replies} replies, direct share {share:.2}; \
+         edge 0 counted {drops:?}",
         count(&sent, "sent")
     );
     assert!(replies >= 57, "{replies}/60 replies");
     assert!(share >= 0.9, "direct share {share:.2}");
+    // Each forged ACK and PEER_INFO (two of every three datagrams) is counted where it ended:
+    // refused by the machine, or lost to a full control queue before it.
+    let n = |k: &str| drops.get(k).copied().unwrap_or(0);
+    let ended = n("machine/unasked") + n("machine/not_our_supernode") + n("tunnel/control_full");
+    assert!(
+        ended >= 2 * count(&sent, "sent") / 3,
+        "the management API's drops: {drops:?}"
+    );
     assert!(
         p2p_at_real_socket(),
         "the path moved: {:?}",

@@ -263,6 +263,35 @@ pub fn help_rows(rows: &mut Rows<'_>, methods: &[Method]) {
     }
 }
 
+/// `drops` rows (n2n-rs's addition; n2n counts no drops): one per reason, counted or not, so
+/// that a reader sees every reason there is. `stage` names the part of the daemon that drops.
+pub fn drop_rows<R: std::fmt::Debug + std::fmt::Display>(
+    rows: &mut Rows<'_>,
+    stage: &str,
+    counts: impl IntoIterator<Item = (R, u64)>,
+) {
+    for (reason, count) in counts {
+        rows.row(&format!(
+            "\"stage\":{},\"reason\":{},\"count\":{count},\"why\":{}",
+            js(stage),
+            js(&snake_case(&format!("{reason:?}"))),
+            js(&reason.to_string())
+        ));
+    }
+}
+
+/// `NotRegistered` -> `not_registered`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// A number with C's base auto-detection (`0x..` hex, leading `0` octal); `None` unless the
 /// whole text is a number.
 pub fn parse_c_int(s: &str) -> Option<u32> {
@@ -333,6 +362,36 @@ mod tests {
 
     fn err(line: &str) -> String {
         req(line).expect_err(line).concat()
+    }
+
+    #[derive(Debug)]
+    enum Why {
+        TooShort,
+        Auth,
+    }
+
+    impl std::fmt::Display for Why {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                Why::TooShort => "shorter than a header",
+                Why::Auth => "does \"not\" authenticate",
+            })
+        }
+    }
+
+    #[test]
+    fn drop_rows_name_each_reason_in_snake_case_with_its_count_and_text() {
+        let mut rows = Rows::new("7", "drops");
+        drop_rows(&mut rows, "tunnel", [(Why::TooShort, 3), (Why::Auth, 0)]);
+        assert_eq!(
+            rows.end(),
+            [
+                "{\"_tag\":\"7\",\"_type\":\"begin\",\"cmd\":\"drops\"}\n",
+                "{\"_tag\":\"7\",\"_type\":\"row\",\"stage\":\"tunnel\",\"reason\":\"too_short\",\"count\":3,\"why\":\"shorter than a header\"}\n",
+                "{\"_tag\":\"7\",\"_type\":\"row\",\"stage\":\"tunnel\",\"reason\":\"auth\",\"count\":0,\"why\":\"does \\\"not\\\" authenticate\"}\n",
+                "{\"_tag\":\"7\",\"_type\":\"end\",\"cmd\":\"drops\"}\n",
+            ]
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use n2n_daemon::mgmt::{self, Kind, Method, Request, Rows, ago, js, secs};
 use n2n_proto::{IpSubnet, Mac};
 
 use crate::events::{Subscriptions, TOPICS};
-use crate::machine::{Details, Edge, Known, KnownSupernode, Pending, Selection};
-use crate::tunnel::{Counters, Tunnel};
+use crate::machine::{Details, Edge, Known, KnownSupernode, Pending, Refusal, Selection};
+use crate::tunnel::{Counters, DropReason, Tunnel};
 
 /// What the management API may change.
 #[derive(Debug)]
@@ -27,7 +27,8 @@ pub struct Control {
 }
 
 /// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
-pub const METHODS: [Method; 12] = [
+/// n2n's methods in its order, then n2n-rs's `drops`.
+pub const METHODS: [Method; 13] = [
     ("reload_communities", true, "Reserved for supernode"),
     ("stop", true, "Gracefully exit edge"),
     ("verbose", true, "Manage verbosity level"),
@@ -40,6 +41,11 @@ pub const METHODS: [Method; 12] = [
     ("post.test", false, "send a test event"),
     ("help", true, "Show JSON commands"),
     ("help.events", false, "Show available Subscribe topics"),
+    (
+        "drops",
+        false,
+        "Dropped datagrams and refused messages by reason",
+    ),
 ];
 
 /// The reply to `help` (and `?`).
@@ -465,6 +471,15 @@ fn method(
                 load(&c.super_broadcast_tx),
                 load(&c.super_broadcast_rx),
             ));
+        }
+        "drops" => {
+            mgmt::drop_rows(rows, "tunnel", DropReason::ALL.map(|r| (r, c.dropped(r))));
+            let refused = &m.stats().refused;
+            mgmt::drop_rows(
+                rows,
+                "machine",
+                Refusal::ALL.map(|r| (r, refused.get(r.index()).copied().unwrap_or(0))),
+            );
         }
         // reload_communities
         _ => rows.error("unimplemented"),

@@ -12,9 +12,9 @@ use n2n_crypto::compress::Codec;
 use n2n_crypto::pearson::pearson_hash_64;
 use n2n_crypto::{HeaderKey, StampGenerator, Transform, Xorshift128Plus};
 use n2n_edge::events::Subscriptions;
-use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint};
+use n2n_edge::machine::{Action, Edge, EdgeMachineConfig, PeerHint, Refusal};
 use n2n_edge::mgmt::{self, Control};
-use n2n_edge::tunnel::{Halves, Tunnel, TunnelConfig, View};
+use n2n_edge::tunnel::{DropReason, Halves, Tunnel, TunnelConfig, View};
 use n2n_proto::msg::*;
 use n2n_proto::*;
 
@@ -298,6 +298,8 @@ fn help_lists_the_methods_in_the_reference_order() {
         r#"{"_tag":"1","_type":"row","cmd":"post.test","help":"send a test event"}"#,
         r#"{"_tag":"1","_type":"row","cmd":"help","help":"Show JSON commands"}"#,
         r#"{"_tag":"1","_type":"row","cmd":"help.events","help":"Show available Subscribe topics"}"#,
+        // n2n-rs's one addition, after n2n's own.
+        r#"{"_tag":"1","_type":"row","cmd":"drops","help":"Dropped datagrams and refused messages by reason"}"#,
         r#"{"_tag":"1","_type":"end","cmd":"help"}"#,
     ]);
     check(b.ask("r 1 help"), &want);
@@ -571,7 +573,8 @@ fn errors_as_the_reference() {
         b.ask(&format!("r {} help", "1".repeat(73))),
         &[error("111111111", "unknowncmd")],
     );
-    assert_eq!(b.ask(&format!("r {} help", "1".repeat(72))).len(), 14);
+    // begin, n2n's 12 methods and n2n-rs's `drops`, end.
+    assert_eq!(b.ask(&format!("r {} help", "1".repeat(72))).len(), 15);
     // strtok: "1::1:n2n" is tag 1, flags 1, password n2n; a leading colon is skipped.
     assert_eq!(
         b.ask("w 1::1:n2n verbose")[1],
@@ -669,6 +672,59 @@ fn a_fresh_edge_prints_zero_times_as_the_reference() {
             r#"{"_tag":"3","_type":"end","cmd":"timestamps"}"#,
         ]),
     );
+}
+
+/// The `drops` rows as (stage, reason, count).
+fn drop_counts(b: &mut Bench) -> Vec<(String, String, u64)> {
+    b.ask("r 5 drops")
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["_type"] == "row")
+        .map(|v| {
+            (
+                v["stage"].as_str().unwrap_or("?").to_string(),
+                v["reason"].as_str().unwrap_or("?").to_string(),
+                v["count"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn drops_lists_every_reason_of_the_tunnel_and_the_machine_with_its_count() {
+    let mut b = Bench::new(false);
+    let before = drop_counts(&mut b);
+    assert_eq!(before.len(), DropReason::ALL.len() + Refusal::ALL.len());
+    assert!(before.iter().all(|r| r.2 == 0), "{before:?}");
+    b.tunnel.counters().drop(DropReason::Auth, 2);
+    b.tunnel.counters().drop(DropReason::ControlFull, 1);
+    // A REGISTER_ACK from a socket nobody registered to.
+    let ack = datagram(
+        Flags::EMPTY,
+        Message::RegisterAck(RegisterAck {
+            cookie: cookie::REGULAR,
+            dst_mac: mac(1),
+            src_mac: mac(9),
+            sock: None,
+        }),
+    );
+    b.edge.handle_control(NOW, peer_sock(9), ack);
+    let counted: Vec<_> = drop_counts(&mut b)
+        .into_iter()
+        .filter(|r| r.2 > 0)
+        .collect();
+    let want = [
+        ("tunnel", "auth", 2),
+        ("tunnel", "control_full", 1),
+        ("machine", "unasked", 1),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(s, r, n)| (s.to_string(), r.to_string(), *n))
+        .collect();
+    assert_eq!(counted, want);
+    // Read-only: a write is refused as n2n refuses writes to its read methods.
+    check(b.ask("w 6:1:n2n drops"), &[error("6", "readonly")]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use n2n_daemon::mgmt::{self, Method, Request, Rows, ago, js, secs};
 use n2n_proto::{IpSubnet, Mac};
 
 use crate::community_list::{CommunityList, ListError};
-use crate::machine::{Outbox, Supernode};
+use crate::machine::{DropReason, Outbox, Supernode};
 
 /// What the management API may change besides the machine.
 #[derive(Debug)]
@@ -73,7 +73,8 @@ pub const HELP: &str = "Help for supernode management console:\n\
 \t<enter>              | Display status and statistics\n";
 
 /// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
-pub const METHODS: [Method; 9] = [
+/// n2n's methods in its order, then n2n-rs's `drops`.
+pub const METHODS: [Method; 10] = [
     ("supernodes", false, "Reserved for edge"),
     ("stop", true, "Gracefully exit edge"),
     ("verbose", true, "Manage verbosity level"),
@@ -87,6 +88,7 @@ pub const METHODS: [Method; 9] = [
     ("timestamps", false, "Event timestamps"),
     ("packetstats", false, "Traffic statistics"),
     ("help", true, "Show JSON commands"),
+    ("drops", false, "Dropped datagrams by reason"),
 ];
 
 /// The federation's name in every listing.
@@ -363,6 +365,11 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
                 s.reg_super_rx, s.reg_super_nak
             ));
             rows.row(&format!("\"type\":\"errors\",\"tx_pkt\":{}", s.errors));
+        }
+        "drops" => {
+            let by = &sn.stats().dropped_by;
+            let counts = DropReason::ALL.map(|r| (r, by.get(r.index()).copied().unwrap_or(0)));
+            mgmt::drop_rows(rows, "machine", counts);
         }
         // supernodes
         _ => rows.error("unimplemented"),

@@ -10,7 +10,7 @@ use n2n_crypto::pearson::pearson_hash_64;
 use n2n_proto::msg::*;
 use n2n_proto::*;
 use n2n_supernode::community_list::CommunityList;
-use n2n_supernode::machine::{MachineConfig, Outbox, Supernode};
+use n2n_supernode::machine::{DropReason, MachineConfig, Outbox, Supernode};
 use n2n_supernode::mgmt::{self, Control};
 
 const T0: u64 = 1_800_000_000_000_000;
@@ -145,6 +145,8 @@ fn help_lists_the_methods_in_the_reference_order() {
         r#"{"_tag":"1","_type":"row","cmd":"timestamps","help":"Event timestamps"}"#,
         r#"{"_tag":"1","_type":"row","cmd":"packetstats","help":"Traffic statistics"}"#,
         r#"{"_tag":"1","_type":"row","cmd":"help","help":"Show JSON commands"}"#,
+        // n2n-rs's one addition, after n2n's own.
+        r#"{"_tag":"1","_type":"row","cmd":"drops","help":"Dropped datagrams by reason"}"#,
         r#"{"_tag":"1","_type":"end","cmd":"help"}"#,
     ]
     .map(|l| format!("{l}\n"));
@@ -154,6 +156,56 @@ fn help_lists_the_methods_in_the_reference_order() {
     let written = ask(&mut sn, &mut ctl, "w 1:1:n2n help");
     check(written, &want);
     check(ask(&mut sn, &mut ctl, "s 1:1:n2n help"), &want);
+}
+
+/// The `drops` rows with a count, as (reason, count); `rows` is how many rows came.
+fn counted_drops(sn: &mut Supernode, ctl: &mut Control) -> (Vec<(String, u64)>, usize) {
+    let rows: Vec<serde_json::Value> = ask(sn, ctl, "r 4 drops")
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["_type"] == "row")
+        .collect();
+    let counted = rows
+        .iter()
+        .filter(|v| v["stage"] == "machine" && v["count"].as_u64() != Some(0))
+        .map(|v| {
+            (
+                v["reason"].as_str().unwrap_or("?").to_string(),
+                v["count"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    (counted, rows.len())
+}
+
+#[test]
+fn drops_lists_every_reason_with_its_count() {
+    let (mut sn, mut ctl) = state();
+    let (counted, rows) = counted_drops(&mut sn, &mut ctl);
+    assert_eq!(rows, DropReason::ALL.len());
+    assert_eq!(counted, []);
+    // Three bytes; a community the list does not allow, twice.
+    feed(&mut sn, NOW, 4, vec![3, 2, 0]);
+    for who in [4, 5] {
+        feed(
+            &mut sn,
+            NOW,
+            who,
+            reg_super("other", mac(who), [0, 0, 0, 0], "x"),
+        );
+    }
+    let (counted, _) = counted_drops(&mut sn, &mut ctl);
+    assert_eq!(
+        counted,
+        [
+            ("too_short".to_string(), 1),
+            ("community_not_allowed".to_string(), 2)
+        ]
+    );
+    check(
+        ask(&mut sn, &mut ctl, "w 5:1:n2n drops"),
+        &["{\"_tag\":\"5\",\"_type\":\"error\",\"error\":\"readonly\"}\n"],
+    );
 }
 
 #[test]

@@ -129,6 +129,7 @@ fn main() -> std::io::Result<()> {
         "w 9 stop",
         "s 10 peer",
         "r 11:1:n2n info",
+        "r 12 drops",
         "reload_communities",
         "help",
     ] {
