@@ -231,9 +231,10 @@ fn steer_a_stalled_path(transform: &str) -> (bool, String, u32) {
     let e0 = start_edge(&lab, 0, &args(MAC0));
     let _e1 = start_edge(&lab, 1, &args(MAC1));
     assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
-    // The path the data plane uses: the "p2p" row. A pending or verifying row ("pSp") at the
-    // attacker's socket is the registration the forgery asked for, still relayed; a poll may
-    // catch one between a forged PEER_INFO and the ACK that ends it.
+    // The path the data plane may use: the "p2p" row (the verified peers, as the Tunnel's
+    // routes). A pending or verifying row ("pSp") shows whatever socket others claimed for the
+    // peer and is still relayed: a poll may catch one at the attacker's socket between a forged
+    // PEER_INFO and the ACK that ends it.
     let peer_socket = |lab: &Lab| -> Option<String> {
         lab.mgmt_rows("site0", 5644, "r 1 edges")
             .iter()

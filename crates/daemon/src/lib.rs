@@ -6,6 +6,7 @@ pub mod conf;
 pub mod logging;
 pub mod mgmt;
 pub mod os;
+pub mod reasons;
 pub mod udp;
 
 /// A configured secret (`-k`): used as a `str`, never shown by `Debug`, so a logged or

@@ -265,7 +265,7 @@ pub fn help_rows(rows: &mut Rows<'_>, methods: &[Method]) {
 
 /// `drops` rows (n2n-rs's addition; n2n counts no drops): one per reason, counted or not, so
 /// that a reader sees every reason there is. `stage` names the part of the daemon that drops.
-pub fn drop_rows<R: std::fmt::Debug + std::fmt::Display>(
+pub fn drop_rows<R: crate::reasons::Reason>(
     rows: &mut Rows<'_>,
     stage: &str,
     counts: impl IntoIterator<Item = (R, u64)>,
@@ -274,7 +274,7 @@ pub fn drop_rows<R: std::fmt::Debug + std::fmt::Display>(
         rows.row(&format!(
             "\"stage\":{},\"reason\":{},\"count\":{count},\"why\":{}",
             js(stage),
-            js(&snake_case(&format!("{reason:?}"))),
+            js(&snake_case(reason.name())),
             js(&reason.to_string())
         ));
     }
@@ -364,10 +364,12 @@ mod tests {
         req(line).expect_err(line).concat()
     }
 
-    #[derive(Debug)]
-    enum Why {
-        TooShort,
-        Auth,
+    crate::reasons! {
+        #[derive(Debug, Clone, Copy)]
+        enum Why {
+            TooShort,
+            Auth,
+        }
     }
 
     impl std::fmt::Display for Why {
@@ -382,7 +384,7 @@ mod tests {
     #[test]
     fn drop_rows_name_each_reason_in_snake_case_with_its_count_and_text() {
         let mut rows = Rows::new("7", "drops");
-        drop_rows(&mut rows, "tunnel", [(Why::TooShort, 3), (Why::Auth, 0)]);
+        drop_rows(&mut rows, "tunnel", Why::ALL.into_iter().zip([3, 0]));
         assert_eq!(
             rows.end(),
             [

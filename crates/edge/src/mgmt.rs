@@ -26,8 +26,7 @@ pub struct Control {
     pub local: SocketAddr,
 }
 
-/// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
-/// n2n's methods in its order, then n2n-rs's `drops`.
+/// n2n's mgmt_handlers[] in its order (the `help` rows follow it), then n2n-rs's `drops`.
 pub const METHODS: [Method; 13] = [
     ("reload_communities", true, "Reserved for supernode"),
     ("stop", true, "Gracefully exit edge"),
@@ -478,7 +477,7 @@ fn method(
             mgmt::drop_rows(
                 rows,
                 "machine",
-                Refusal::ALL.map(|r| (r, refused.get(r.index()).copied().unwrap_or(0))),
+                Refusal::ALL.map(|r| (r, refused[r.index()])),
             );
         }
         // reload_communities

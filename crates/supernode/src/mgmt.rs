@@ -72,8 +72,7 @@ pub const HELP: &str = "Help for supernode management console:\n\
 \treload_communities   | Reloads communities and user's public keys\n\
 \t<enter>              | Display status and statistics\n";
 
-/// n2n's mgmt_handlers[], in its order (the `help` rows follow it).
-/// n2n's methods in its order, then n2n-rs's `drops`.
+/// n2n's mgmt_handlers[] in its order (the `help` rows follow it), then n2n-rs's `drops`.
 pub const METHODS: [Method; 10] = [
     ("supernodes", false, "Reserved for edge"),
     ("stop", true, "Gracefully exit edge"),
@@ -367,8 +366,7 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
             rows.row(&format!("\"type\":\"errors\",\"tx_pkt\":{}", s.errors));
         }
         "drops" => {
-            let by = &sn.stats().dropped_by;
-            let counts = DropReason::ALL.map(|r| (r, by.get(r.index()).copied().unwrap_or(0)));
+            let counts = DropReason::ALL.map(|r| (r, sn.stats().dropped_for(r)));
             mgmt::drop_rows(rows, "machine", counts);
         }
         // supernodes

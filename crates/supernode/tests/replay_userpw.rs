@@ -17,7 +17,7 @@ use n2n_crypto::pearson::pearson_hash_128;
 use n2n_crypto::speck::Speck128;
 use n2n_crypto::{HeaderKey, Xorshift128Plus};
 use n2n_proto::{Community, Datagram, Mac, Message};
-use n2n_supernode::machine::{MachineConfig, Outbox, Supernode, federation_community};
+use n2n_supernode::machine::{DropReason, MachineConfig, Outbox, Supernode, federation_community};
 use serde_json::Value;
 
 mod support;
@@ -280,7 +280,7 @@ fn plays_the_userpw_supernode_like_the_reference() {
             collect(&out, at, no, &mut ours);
         }
         let mut data = hex::decode(line["hex"].as_str().expect("hex")).expect("hex");
-        let before = sn.stats().dropped_undecryptable;
+        let before = sn.stats().dropped_for(DropReason::Undecryptable);
         sn.handle_datagram(now, addr(src), &mut data, &mut out);
         fed_count += 1;
         if line["undecryptable"].as_bool() == Some(true) {
@@ -289,7 +289,11 @@ fn plays_the_userpw_supernode_like_the_reference() {
                 out.is_empty(),
                 "line {no}: answered an undecryptable datagram"
             );
-            assert_eq!(sn.stats().dropped_undecryptable, before + 1, "line {no}");
+            assert_eq!(
+                sn.stats().dropped_for(DropReason::Undecryptable),
+                before + 1,
+                "line {no}"
+            );
         }
         collect(&out, now, no, &mut ours);
     }

@@ -5,74 +5,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use n2n_proto::Mac;
 
-/// Why the data plane dropped a datagram or frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum DropReason {
-    #[error("header does not open (wrong key, out of the time frame, too short)")]
-    Header,
-    #[error("does not decode")]
-    Decode,
-    #[error("another community or transform")]
-    Foreign,
-    #[error("PACKET under the static key of a user/password community")]
-    WrongKey,
-    #[error("our own frame, reflected back")]
-    Reflected,
-    #[error("replayed or reordered time stamp")]
-    Replay,
-    #[error("not registered with a supernode yet")]
-    NotRegistered,
-    #[error("payload does not authenticate or decrypt")]
-    Auth,
-    #[error("payload does not decompress")]
-    Decompress,
-    #[error("frame shorter than an Ethernet header")]
-    TooShort,
-    #[error("a path probe (-A6/-A7): authentic, carries no frame")]
-    PathProbe,
-    #[error("multicast without -E")]
-    Multicast,
-    #[error("IPv4 address not ours without -r")]
-    NotOurs,
-    #[error("refused by a -R rule")]
-    Rule,
-    #[error("cannot be sealed")]
-    Seal,
-    #[error("TAP read not usable (offload segmentation)")]
-    TapRead,
-    #[error("no TAP device yet")]
-    NoDevice,
-    #[error("send failed")]
-    Send,
-    #[error("control queue full")]
-    ControlFull,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 19] = [
-        DropReason::Header,
-        DropReason::Decode,
-        DropReason::Foreign,
-        DropReason::WrongKey,
-        DropReason::Reflected,
-        DropReason::Replay,
-        DropReason::NotRegistered,
-        DropReason::Auth,
-        DropReason::Decompress,
-        DropReason::TooShort,
-        DropReason::PathProbe,
-        DropReason::Multicast,
-        DropReason::NotOurs,
-        DropReason::Rule,
-        DropReason::Seal,
-        DropReason::TapRead,
-        DropReason::NoDevice,
-        DropReason::Send,
-        DropReason::ControlFull,
-    ];
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+n2n_daemon::reasons! {
+    /// Why the data plane dropped a datagram or frame.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+    pub enum DropReason {
+        #[error("header does not open (wrong key, out of the time frame, too short)")]
+        Header,
+        #[error("does not decode")]
+        Decode,
+        #[error("another community or transform")]
+        Foreign,
+        #[error("PACKET under the static key of a user/password community")]
+        WrongKey,
+        #[error("our own frame, reflected back")]
+        Reflected,
+        #[error("replayed or reordered time stamp")]
+        Replay,
+        #[error("not registered with a supernode yet")]
+        NotRegistered,
+        #[error("payload does not authenticate or decrypt")]
+        Auth,
+        #[error("payload does not decompress")]
+        Decompress,
+        #[error("frame shorter than an Ethernet header")]
+        TooShort,
+        #[error("a path probe (-A6/-A7): authentic, carries no frame")]
+        PathProbe,
+        #[error("multicast without -E")]
+        Multicast,
+        #[error("IPv4 address not ours without -r")]
+        NotOurs,
+        #[error("refused by a -R rule")]
+        Rule,
+        #[error("cannot be sealed")]
+        Seal,
+        #[error("TAP read not usable (offload segmentation)")]
+        TapRead,
+        #[error("no TAP device yet")]
+        NoDevice,
+        #[error("send failed")]
+        Send,
+        #[error("control queue full")]
+        ControlFull,
     }
 }
 

@@ -284,7 +284,7 @@ fn a_wrong_federation_name_is_refused() {
     let mut net = Net::new(vec![(1, "fed"), (2, "other")]);
     net.anchor(2, sn_addr(1));
     assert!(net.sn(1).federation().members.is_empty());
-    assert_eq!(net.sn(1).stats().dropped_undecryptable, 1);
+    assert_eq!(net.sn(1).stats().dropped_for(DropReason::Undecryptable), 1);
     assert_eq!(net.sn(2).federation().members[0].last_seen_us, 0);
 }
 
@@ -308,13 +308,13 @@ fn forged_supernode_traffic_cannot_move_or_reach_edges() {
     .to_vec();
     net.send(edge_addr(66), sn_addr(1), forged);
     assert_eq!(net.sn(1).edge_count(), 1, "edge 1 stays registered");
-    assert_eq!(net.sn(1).stats().federation_refused, 1);
+    assert_eq!(net.sn(1).stats().dropped_for(DropReason::NotAMember), 1);
     // Nor may it inject a "relayed" PACKET.
     let mut relayed = packet(3, mac(1));
     relayed[3] |= 0x20;
     net.send(edge_addr(66), sn_addr(1), relayed);
     assert!(net.edge_mail(edge_addr(1)).is_empty());
-    assert_eq!(net.sn(1).stats().federation_refused, 2);
+    assert_eq!(net.sn(1).stats().dropped_for(DropReason::NotAMember), 2);
 }
 
 #[test]

@@ -393,7 +393,7 @@ impl Supernode {
                 Ok(())
             }
             Some(_) => Err(DropReason::BadAuth),
-            None => Err(DropReason::UnknownDestination),
+            None => Err(DropReason::UnknownSender),
         }
     }
 

@@ -155,7 +155,7 @@ fn registry_is_bounded() {
         feed(&mut s, T0, i, reg_super("net", mac(i), [10, 0, 1, i], i));
     }
     assert_eq!(s.edge_count(), 10);
-    assert_eq!(s.stats().dropped_registry_full, 40);
+    assert_eq!(s.stats().dropped_for(DropReason::RegistryFull), 40);
 }
 
 fn packet(c: &str, src: Mac, dst: Mac, payload: &[u8]) -> Vec<u8> {
@@ -326,7 +326,7 @@ fn header_encryption_locks_a_listed_community() {
         )
         .is_empty()
     );
-    assert_eq!(s.stats().dropped_undecryptable, 1);
+    assert_eq!(s.stats().dropped_for(DropReason::Undecryptable), 1);
 }
 
 #[test]
@@ -684,7 +684,7 @@ fn a_community_marked_dash_h_refuses_plain_headers_before_and_after_encrypted_ed
     assert_eq!(header_of(&s, "open"), HeaderMode::Plain);
     let late = encrypt("open", reg_super("open", mac(4), [10, 0, 1, 4], 4), T0 + 4);
     assert!(feed(&mut s, T0 + 4, 4, late).is_empty());
-    assert_eq!(s.stats().dropped_undecryptable, 1);
+    assert_eq!(s.stats().dropped_for(DropReason::Undecryptable), 1);
 }
 
 #[test]
