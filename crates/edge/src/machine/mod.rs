@@ -639,7 +639,7 @@ impl Edge {
             // What the supernode says of peers counts only from the supernode we use: a third
             // host must not point us at sockets of its choosing.
             Message::PeerInfo(p) if !p.is_pong() && self.is_our_supernode(from) => {
-                self.on_peer_info(now_us, p)
+                return self.on_peer_info(now_us, p);
             }
             Message::PeerInfo(p) if p.is_pong() => self.on_pong(now_us, from, &p),
             Message::Register(r) if from_sn && self.is_our_supernode(from) => {

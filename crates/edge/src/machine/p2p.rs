@@ -132,10 +132,12 @@ impl Edge {
         }
     }
 
-    pub(super) fn on_peer_info(&mut self, now_us: u64, p: PeerInfo) {
-        if !self.cfg.p2p || (!self.pending.contains_key(&p.mac) && !self.known.contains_key(&p.mac))
-        {
-            return;
+    pub(super) fn on_peer_info(&mut self, now_us: u64, p: PeerInfo) -> Result<(), Refusal> {
+        if !self.cfg.p2p {
+            return Err(Refusal::NotForUs);
+        }
+        if !self.pending.contains_key(&p.mac) && !self.known.contains_key(&p.mac) {
+            return Err(Refusal::StaleAnswer);
         }
         let sock = SocketAddr::from(p.sock);
         if let Some(pe) = self.pending.get_mut(&p.mac) {
@@ -146,6 +148,7 @@ impl Edge {
             self.send_register(p.mac, SocketAddr::from(pref), cookie::LOCAL, now_us);
         }
         self.send_register(p.mac, sock, cookie::REGULAR, now_us);
+        Ok(())
     }
 
     pub(super) fn on_register_ack(

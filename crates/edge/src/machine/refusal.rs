@@ -10,7 +10,7 @@ n2n_daemon::reasons! {
         ForeignCommunity,
         #[error("under the wrong key, or without our user's trailer")]
         WrongKey,
-        #[error("an answer to no registration of ours (cookie)")]
+        #[error("an answer to no request of ours (cookie, or a peer we did not ask for)")]
         StaleAnswer,
         #[error("a supernode's answer that does not prove it knows our user")]
         BadAnswer,

@@ -573,6 +573,12 @@ fn every_refusal_says_why_and_is_counted() {
             stranger,
             Refusal::NotOurSupernode,
         ),
+        // From our supernode, but about a peer we never asked for.
+        (
+            msg("test", Flags::FROM_SUPERNODE, Message::PeerInfo(info)),
+            sn(1),
+            Refusal::StaleAnswer,
+        ),
         (
             msg(
                 "test",
