@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::machine::{Outbox, Supernode};
+use crate::machine::{DropReason, Outbox, Supernode};
 use crate::mgmt::{self, Control};
 use crate::tcp::{TcpEdges, TcpEvent};
 
@@ -87,7 +87,7 @@ pub async fn run(
                     let n = datagram.len().min(RECV_BUF);
                     sn.handle_datagram(mono_micros(), from, &mut datagram[..n], &mut out);
                     let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
-                    sn.count_tcp_refused(lost);
+                    sn.count_tcp_drops(DropReason::TcpQueueFull, lost);
                 }
                 send(&udp, &state, &mut batch).await;
             }
@@ -97,7 +97,7 @@ pub async fn run(
                     sn.connection_opened(peer);
                 } else {
                     debug!(%peer, "TCP connection refused: too many");
-                    sn.count_tcp_refused(1);
+                    sn.count_tcp_drops(DropReason::TcpRefused, 1);
                 }
             }
             Some(ev) = tcp_events.recv() => match ev {
@@ -105,7 +105,7 @@ pub async fn run(
                     let n = data.len().min(RECV_BUF);
                     sn.handle_datagram(mono_micros(), peer, &mut data[..n], &mut out);
                     let lost = dispatch(&out, &udp, &state, &mut batch, &tcp).await;
-                    sn.count_tcp_refused(lost);
+                    sn.count_tcp_drops(DropReason::TcpQueueFull, lost);
                     send(&udp, &state, &mut batch).await;
                 }
                 TcpEvent::Closed { peer, id, bad } => {
@@ -114,7 +114,7 @@ pub async fn run(
                     }
                     if bad {
                         debug!(%peer, "TCP connection dropped: bad framing");
-                        sn.count_tcp_refused(1);
+                        sn.count_tcp_drops(DropReason::TcpFraming, 1);
                     }
                 }
             },

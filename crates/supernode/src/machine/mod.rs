@@ -272,11 +272,10 @@ impl Supernode {
         }
     }
 
-    /// TCP connections refused or dropped (caps, bad framing, a full queue); they also count
-    /// as n2n's `errors`, which management shows.
-    pub fn count_tcp_refused(&mut self, n: usize) {
-        self.stats.tcp_refused += n as u64;
-        self.stats.errors += n as u64;
+    /// `n` TCP connections refused or closed, or messages lost to a full TCP queue (`reason`:
+    /// one of the `Tcp…` drops); they also count as n2n's `errors`, which management shows.
+    pub fn count_tcp_drops(&mut self, reason: DropReason, n: usize) {
+        self.stats.record_drops(reason, n as u64);
     }
 
     pub fn federation(&self) -> &Federation {

@@ -58,6 +58,14 @@ n2n_daemon::reasons! {
         /// User/password community: a registration whose trailer is not the user's.
         #[error("user/password community: not the user's trailer")]
         BadTrailer,
+        /// `-S2`/TCP: a connection beyond the caps (in total and per source address).
+        #[error("TCP connection refused: too many")]
+        TcpRefused,
+        #[error("TCP connection closed: bad framing")]
+        TcpFraming,
+        /// A message for a TCP edge whose queue was full (a slow reader loses its own).
+        #[error("message lost to a full TCP queue")]
+        TcpQueueFull,
     }
 }
 
@@ -72,18 +80,29 @@ pub struct Stats {
     pub dropped: u64,
     /// By [`DropReason::index`].
     dropped_by: [u64; DropReason::ALL.len()],
-    /// TCP connections refused or dropped, and messages lost to a full TCP queue.
-    pub tcp_refused: u64,
     pub last_fwd_us: u64,
     pub last_reg_super_us: u64,
 }
 
 impl Stats {
     pub fn record_drop(&mut self, reason: DropReason) {
-        self.dropped += 1;
-        self.dropped_by[reason.index()] += 1;
-        if matches!(reason, DropReason::TooShort | DropReason::Undecodable) {
-            self.errors += 1;
+        self.record_drops(reason, 1);
+    }
+
+    /// `n` drops for `reason`; what n2n would count as errors (what does not parse, and the
+    /// TCP link's failures) also shows as the management API's `errors`.
+    pub fn record_drops(&mut self, reason: DropReason, n: u64) {
+        self.dropped += n;
+        self.dropped_by[reason.index()] += n;
+        if matches!(
+            reason,
+            DropReason::TooShort
+                | DropReason::Undecodable
+                | DropReason::TcpRefused
+                | DropReason::TcpFraming
+                | DropReason::TcpQueueFull
+        ) {
+            self.errors += n;
         }
     }
 

@@ -149,6 +149,19 @@ fn community_list_restricts_silently() {
 }
 
 #[test]
+fn tcp_losses_count_by_reason_and_as_errors() {
+    let mut s = sn(None, true, 10);
+    s.count_tcp_drops(DropReason::TcpQueueFull, 3);
+    s.count_tcp_drops(DropReason::TcpQueueFull, 0);
+    s.count_tcp_drops(DropReason::TcpRefused, 1);
+    let st = s.stats();
+    assert_eq!(st.dropped_for(DropReason::TcpQueueFull), 3);
+    assert_eq!(st.dropped_for(DropReason::TcpRefused), 1);
+    assert_eq!(st.dropped_for(DropReason::TcpFraming), 0);
+    assert_eq!((st.errors, st.dropped), (4, 4));
+}
+
+#[test]
 fn registry_is_bounded() {
     let mut s = sn(None, true, 10);
     for i in 0..50u8 {
