@@ -609,6 +609,20 @@ fn tcp_edges_are_answered_and_hostile_connections_dropped() {
         "a 9th connection from one address was kept"
     );
     assert!(wait_for(|| errors(&sn) >= before + 2), "not counted");
+    // Each under its own reason in `drops`.
+    let dropped = |reason: &str| {
+        mgmt(sn.mgmt, "r 1 drops")
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(r.trim()).ok())
+            .find(|v| v["reason"] == reason)
+            .and_then(|v| v["count"].as_u64())
+            .unwrap_or_else(|| panic!("no {reason} row"))
+    };
+    assert_eq!(
+        (dropped("tcp_framing"), dropped("tcp_refused")),
+        (1, 1),
+        "drops by reason"
+    );
     // The UDP side never waited for any of it.
     held[0].write_all(&framed(&reg)).expect("write");
     let s = socket();
