@@ -17,6 +17,8 @@
 # runs; BENCH_THREADS=1 adds each edge thread's CPU seconds per GB (sender a, receiver b).
 # BENCH_ROUNDS=N repeats the whole run (limit and baseline included) N times and ends with
 # each row's median and the range of its ratio: on a shared VM one run moves by ±15 %.
+# BENCH_PAIRED=1 measures each row's limit or baseline again right before the row (twice the
+# time): each ratio then compares runs seconds apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
@@ -86,11 +88,45 @@ ROUNDS=${BENCH_ROUNDS:-1}
 ROWS=$(mktemp)
 trap 'cleanup; rm -f "$ROWS"' EXIT
 
+# The uplinks of lab $1: "wire" cuts UDP GSO super-packets at each site's uplink and GROs on
+# ingress (the supernode is a host with a NIC too: its uplink behaves the same).
+set_uplinks() {
+    local seg=on gro=off
+    [ "$1" = wire ] && { seg=off; gro=on; }
+    for n in a b sn; do
+        ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation $seg gro $gro >/dev/null
+    done
+}
+
+# Path $1: "relay" blocks the sites' direct path, so the supernode relays.
+set_path() {
+    ip netns exec "${P}inet" iptables -F FORWARD
+    if [ "$1" = relay ]; then
+        ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
+        ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
+    fi
+}
+
+# BENCH_PAIRED=1: the reference of lab $1 (limit or baseline) measured again right before a
+# row of path $2, so that the row is compared with a run seconds away, not minutes; then the
+# lab is set up again as the rows run in (veth offloads off, its uplinks, its path).
+paired_reference() {
+    local state=off
+    [ "$1" = offload ] && state=on
+    set_path p2p
+    veth_offloads $state
+    read -r REF _ < <(run_iperf "$B_WAN")
+    echo "$REF_NAME - - $REF 1 0" >>"$ROWS"
+    veth_offloads off
+    set_uplinks "$1"
+    set_path "$2"
+}
+
 # One round: the limit, the baseline, then every overlay row against the one of its lab.
 measure_round() {
     [ "$ROUNDS" -gt 1 ] && echo "round $1 of $ROUNDS"
     # The last round's relay runs left the direct path blocked.
-    ip netns exec "${P}inet" iptables -F FORWARD
+    set_path p2p
     veth_offloads on
     read -r LIMIT _ < <(run_iperf "$B_WAN")
     veth_offloads off
@@ -103,25 +139,12 @@ measure_round() {
 
     for lab in ${BENCH_LABS:-offload wire}; do
       # Each lab sets the uplinks it needs, so the labs may come in any order and rounds repeat.
-      if [ "$lab" = wire ]; then
-        # The supernode is a host with a NIC too: its uplink behaves the same.
-        for n in a b sn; do
-            ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation off gro on >/dev/null
-        done
-        REF=$BASE; REF_NAME=baseline
-      else
-        for n in a b sn; do
-            ip netns exec "$P$n" ethtool -K wan tx-udp-segmentation on gro off >/dev/null
-        done
-        REF=$LIMIT; REF_NAME=limit
-      fi
+      set_uplinks "$lab"
+      if [ "$lab" = wire ]; then REF=$BASE; REF_NAME=baseline; else REF=$LIMIT; REF_NAME=limit; fi
       for mode in ${BENCH_MODES:-p2p relay}; do
-        ip netns exec "${P}inet" iptables -F FORWARD
-        if [ "$mode" = relay ]; then
-            ip netns exec "${P}inet" iptables -I FORWARD -s $A_WAN -d $B_WAN -j DROP
-            ip netns exec "${P}inet" iptables -I FORWARD -s $B_WAN -d $A_WAN -j DROP
-        fi
+        set_path "$mode"
         for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
+            [ -n "${BENCH_PAIRED:-}" ] && paired_reference "$lab" "$mode"
             key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
             ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
             EA=$!
