@@ -144,7 +144,7 @@ measure_round() {
       for mode in ${BENCH_MODES:-p2p relay}; do
         set_path "$mode"
         for cipher in ${BENCH_CIPHERS:--A1 -A3 -A6 -A7}; do
-            [ -n "${BENCH_PAIRED:-}" ] && paired_reference "$lab" "$mode"
+            [ "${BENCH_PAIRED:-0}" = 1 ] && paired_reference "$lab" "$mode"
             key=(-k bench-secret-key); [ "$cipher" = -A1 ] && key=()
             ip netns exec "${P}a" "$EDGE" -f -c bench "${key[@]}" "$cipher" -a 10.99.0.1 -l 198.18.0.2:7654 -d n2n0 -u 0 -g 0 >/dev/null 2>&1 &
             EA=$!
