@@ -265,7 +265,7 @@ fn status_table(sn: &Supernode, now_us: u64) -> Vec<String> {
         edges as u32,
         s.reg_super_rx as u32,
         s.reg_super_nak as u32,
-        s.errors as u32
+        s.errors() as u32
     ));
     buf.push_str(&format!(
         "fwd {} | broadcast {} | cur_cmnts {}\n",
@@ -363,7 +363,7 @@ fn method(sn: &mut Supernode, ctl: &mut Control, now_us: u64, req: &Request, row
                 "\"type\":\"reg_super\",\"rx_pkt\":{},\"nak\":{}",
                 s.reg_super_rx, s.reg_super_nak
             ));
-            rows.row(&format!("\"type\":\"errors\",\"tx_pkt\":{}", s.errors));
+            rows.row(&format!("\"type\":\"errors\",\"tx_pkt\":{}", s.errors()));
         }
         "drops" => {
             let counts = DropReason::ALL.map(|r| (r, sn.stats().dropped_for(r)));

@@ -308,7 +308,7 @@ fn plays_the_userpw_supernode_like_the_reference() {
     );
     assert_eq!(undecryptable, 1, "mallory's undecryptable UNREGISTER_SUPER");
     // Nothing else was dropped, and alice's and bob's UNREGISTER_SUPERs took them out.
-    assert_eq!(sn.stats().dropped, 1, "datagrams dropped");
+    assert_eq!(sn.stats().dropped(), 1, "datagrams dropped");
     assert_eq!(sn.edge_count(), 0, "edges left after the UNREGISTER_SUPERs");
 
     // Who got which answer: ACKs for alice and bob, only NAKs for mallory.

@@ -75,39 +75,43 @@ pub struct Stats {
     pub broadcast_tx: u64,
     pub reg_super_rx: u64,
     pub reg_super_nak: u64,
-    pub errors: u64,
-    /// Every datagram dropped, whatever the reason.
-    pub dropped: u64,
-    /// By [`DropReason::index`].
+    /// Drops by [`DropReason::index`]; the totals below are sums of them.
     dropped_by: [u64; DropReason::ALL.len()],
     pub last_fwd_us: u64,
     pub last_reg_super_us: u64,
 }
+
+/// What n2n would count as its `errors`: what does not parse, and the TCP link's failures.
+const ERRORS: [DropReason; 5] = [
+    DropReason::TooShort,
+    DropReason::Undecodable,
+    DropReason::TcpRefused,
+    DropReason::TcpFraming,
+    DropReason::TcpQueueFull,
+];
 
 impl Stats {
     pub fn record_drop(&mut self, reason: DropReason) {
         self.record_drops(reason, 1);
     }
 
-    /// `n` drops for `reason`; what n2n would count as errors (what does not parse, and the
-    /// TCP link's failures) also shows as the management API's `errors`.
+    /// `n` drops for `reason`.
     pub fn record_drops(&mut self, reason: DropReason, n: u64) {
-        self.dropped += n;
         self.dropped_by[reason.index()] += n;
-        if matches!(
-            reason,
-            DropReason::TooShort
-                | DropReason::Undecodable
-                | DropReason::TcpRefused
-                | DropReason::TcpFraming
-                | DropReason::TcpQueueFull
-        ) {
-            self.errors += n;
-        }
     }
 
     /// The datagrams dropped for `reason`.
     pub fn dropped_for(&self, reason: DropReason) -> u64 {
         self.dropped_by[reason.index()]
+    }
+
+    /// Every datagram dropped, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_by.iter().sum()
+    }
+
+    /// The management API's `errors` (n2n's name).
+    pub fn errors(&self) -> u64 {
+        ERRORS.iter().map(|r| self.dropped_for(*r)).sum()
     }
 }

@@ -158,7 +158,7 @@ fn tcp_losses_count_by_reason_and_as_errors() {
     assert_eq!(st.dropped_for(DropReason::TcpQueueFull), 3);
     assert_eq!(st.dropped_for(DropReason::TcpRefused), 1);
     assert_eq!(st.dropped_for(DropReason::TcpFraming), 0);
-    assert_eq!((st.errors, st.dropped), (4, 4));
+    assert_eq!((st.errors(), st.dropped()), (4, 4));
 }
 
 #[test]
@@ -531,7 +531,7 @@ fn nobody_unregistered_can_use_the_relay() {
     // A stranger (any address) sends to edge 2 through us: nothing goes out.
     let out = feed(&mut s, T0, 9, packet("net", mac(9), mac(2), b"hello"));
     assert!(out.is_empty(), "{out:?}");
-    let dropped = s.stats().dropped;
+    let dropped = s.stats().dropped();
     assert!(dropped >= 1);
     // Once registered, the same sender is relayed.
     answer(&mut s, T0, 9, reg_super("net", mac(9), [10, 0, 0, 9], 9));
@@ -547,7 +547,7 @@ fn nobody_unregistered_can_use_the_relay() {
     let new_port = SocketAddr::from(([198, 18, 0, 9], 41000));
     s.handle_datagram(T0, new_port, &mut moved, &mut o);
     assert_eq!(o.transmits().len(), 1, "a new port behind the same address");
-    assert!(s.stats().dropped > dropped);
+    assert!(s.stats().dropped() > dropped);
 }
 
 #[test]
@@ -674,7 +674,7 @@ fn a_community_marked_dash_h_refuses_plain_headers_before_and_after_encrypted_ed
     // Before any edge: a plain registration is dropped, counted, and locks nothing.
     let plain = |m: u8| reg_super("secret", mac(m), [10, 0, 0, m], m);
     assert!(feed(&mut s, T0, 2, plain(2)).is_empty());
-    assert_eq!(s.stats().dropped, 1);
+    assert_eq!(s.stats().dropped(), 1);
     assert_eq!(s.edge_count(), 0);
     assert_eq!(header_of(&s, "secret"), HeaderMode::Encrypted);
     // An encrypted registration is ACKed as in any -H community.
@@ -684,7 +684,7 @@ fn a_community_marked_dash_h_refuses_plain_headers_before_and_after_encrypted_ed
     // After it: still refused, for a new MAC and for the registered edge's own.
     assert!(feed(&mut s, T0 + 2, 2, plain(2)).is_empty());
     assert!(feed(&mut s, T0 + 2, 1, plain(1)).is_empty());
-    assert_eq!(s.stats().dropped, 3);
+    assert_eq!(s.stats().dropped(), 3);
     assert_eq!(s.edge_count(), 1);
     // An unmarked community is still locked by its first datagram: plain here.
     let a = answer(
@@ -721,9 +721,9 @@ fn reloading_the_list_applies_and_lifts_dash_h() {
     write("secret -H\n");
     crate::mgmt::reload(&mut s, &mut ctl, T0 + 1_000_000).expect("reloads");
     assert_eq!(header_of(&s, "secret"), HeaderMode::Encrypted);
-    let dropped = s.stats().dropped;
+    let dropped = s.stats().dropped();
     assert!(feed(&mut s, T0 + 2_000_000, 1, reg(1)).is_empty());
-    assert_eq!(s.stats().dropped, dropped + 1);
+    assert_eq!(s.stats().dropped(), dropped + 1);
     assert_eq!(s.edge_count(), 0);
     let a = encrypted_answer(&mut s, T0 + 3_000_000, 2, "secret", reg(2));
     assert!(matches!(a, Some(Message::RegisterSuperAck(_))), "{a:?}");
