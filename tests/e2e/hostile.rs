@@ -48,6 +48,22 @@ fn edge0_drops(lab: &Lab) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+/// Edge 0's direct path to edge 1, from its "p2p" row: the path the data plane may use (the
+/// verified peers, as the Tunnel's routes). A pending or verifying row ("pSp") shows whatever
+/// socket others claimed for the peer and is still relayed: a poll may catch one at an
+/// attacker's socket between a forged PEER_INFO and the ACK that ends it.
+fn p2p_socket(lab: &Lab) -> Option<String> {
+    lab.mgmt_rows("site0", 5644, "r 1 edges")
+        .iter()
+        .find(|r| {
+            r["mode"] == "p2p"
+                && r["macaddr"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
+        })
+        .and_then(|r| r["sockaddr"].as_str().map(String::from))
+}
+
 fn count(line: &str, key: &str) -> u64 {
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
@@ -162,15 +178,7 @@ fn forged_acks_and_peer_infos_do_not_move_a_direct_path() {
     let e0 = start_edge(&lab, 0, &args(MAC0));
     let _e1 = start_edge(&lab, 1, &args(MAC1));
     assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
-    let p2p_at_real_socket = || {
-        lab.mgmt_rows("site0", 5644, "r 1 edges").iter().any(|r| {
-            r["mode"] == "p2p"
-                && r["sockaddr"] == "198.18.2.2:50000"
-                && r["macaddr"]
-                    .as_str()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
-        })
-    };
+    let p2p_at_real_socket = || p2p_socket(&lab).as_deref() == Some("198.18.2.2:50000");
     assert!(
         wait_until(Duration::from_secs(10), p2p_at_real_socket),
         "no direct path: {:?}\n{}",
@@ -231,23 +239,8 @@ fn steer_a_stalled_path(transform: &str) -> (bool, String, u32) {
     let e0 = start_edge(&lab, 0, &args(MAC0));
     let _e1 = start_edge(&lab, 1, &args(MAC1));
     assert!(lab.wait_ping("site0", &peer_ip(1), Duration::from_secs(10)));
-    // The path the data plane may use: the "p2p" row (the verified peers, as the Tunnel's
-    // routes). A pending or verifying row ("pSp") shows whatever socket others claimed for the
-    // peer and is still relayed: a poll may catch one at the attacker's socket between a forged
-    // PEER_INFO and the ACK that ends it.
-    let peer_socket = |lab: &Lab| -> Option<String> {
-        lab.mgmt_rows("site0", 5644, "r 1 edges")
-            .iter()
-            .find(|r| {
-                r["mode"] == "p2p"
-                    && r["macaddr"]
-                        .as_str()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(MAC1))
-            })
-            .and_then(|r| r["sockaddr"].as_str().map(String::from))
-    };
     assert!(
-        wait_until(Duration::from_secs(10), || peer_socket(&lab).as_deref()
+        wait_until(Duration::from_secs(10), || p2p_socket(&lab).as_deref()
             == Some("198.18.2.2:50000")),
         "no direct path: {}",
         e0.log_text()
@@ -274,7 +267,7 @@ fn steer_a_stalled_path(transform: &str) -> (bool, String, u32) {
         s.spawn(|| {
             use std::sync::atomic::Ordering::Relaxed;
             while !done.load(Relaxed) {
-                if peer_socket(&lab).is_some_and(|a| a.starts_with(&format!("{evil}:"))) {
+                if p2p_socket(&lab).is_some_and(|a| a.starts_with(&format!("{evil}:"))) {
                     moved.store(true, Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(200));
