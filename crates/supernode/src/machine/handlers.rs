@@ -100,12 +100,12 @@ impl Supernode {
         // The trailer first: only a registration that proves the user may touch its stamps.
         let user = self.user_with_trailer(m, &r.auth)?;
         self.check_stamp(m, &r.edge_mac, false)?;
-        let c = &self.communities[m.community];
         let assigned = if wants_address(&r.dev_addr) {
-            c.assign_address(&r.desc)
+            self.communities[m.community].offer_address(&r.desc, m.from, m.now_us)
         } else {
             IpSubnet::UNSPECIFIED
         };
+        let c = &self.communities[m.community];
         let answer = if r.edge_mac.is_null() {
             // An address request is answered but not stored (spec §7.1 step 3).
             match &c.users {

@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod federation;
 mod handlers;
+mod offers;
 mod outbox;
 pub mod registry;
 mod stats;

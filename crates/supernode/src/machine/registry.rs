@@ -7,6 +7,7 @@ use n2n_crypto::pearson::pearson_hash_32;
 use n2n_crypto::{HeaderKey, SenderStamp};
 use n2n_proto::{Auth, Community, Desc, IpSubnet, Mac, Sock};
 
+use super::offers::Offers;
 use super::users::UserAuth;
 
 /// Header-encryption state of a community (spec §3.9).
@@ -56,6 +57,8 @@ pub struct CommunityState {
     by_ip: HashMap<Ipv4Addr, Mac>,
     /// How many edges sit at each public IP address (kept in step likewise).
     by_source: HashMap<std::net::IpAddr, u32>,
+    /// Addresses just offered to address requests, held for their requesters (offers.rs).
+    offers: Offers,
     /// User/password community (users listed): their keys and the dynamic header key.
     pub users: Option<UserAuth>,
     /// Edges registered at another supernode of the federation: which one (spec §7.8).
@@ -86,6 +89,7 @@ impl CommunityState {
             edges: HashMap::new(),
             by_ip: HashMap::new(),
             by_source: HashMap::new(),
+            offers: Offers::default(),
             users: None,
             assoc: HashMap::new(),
             creator: None,
@@ -187,8 +191,12 @@ impl CommunityState {
     }
 
     /// Spec §7.11: `h = H32(desc16) & hostmask` (0 → 1, all ones → all ones − 1), then the first
-    /// address no registered edge holds, searching down from `net | h`, then up.
-    pub fn assign_address(&self, desc: &Desc) -> IpSubnet {
+    /// address no registered edge holds, searching down from `net | h`, then up. Unlike n2n,
+    /// an address offered to another requester within [`offers::OFFER_HOLD_US`] counts as
+    /// held, and the one found is held for `to`.
+    ///
+    /// [`offers::OFFER_HOLD_US`]: super::offers::OFFER_HOLD_US
+    pub fn offer_address(&mut self, desc: &Desc, to: SocketAddr, now_us: u64) -> IpSubnet {
         if self.subnet.prefix == 0 || self.subnet.prefix >= 31 {
             return IpSubnet::UNSPECIFIED;
         }
@@ -200,12 +208,19 @@ impl CommunityState {
         } else if h == hostmask {
             h = hostmask - 1;
         }
-        let used = |a: u32| self.by_ip.contains_key(&Ipv4Addr::from(a));
+        let used = |a: u32| {
+            let a = Ipv4Addr::from(a);
+            self.by_ip.contains_key(&a) || self.offers.held_for_other(a, to, now_us)
+        };
         let candidate = net | h;
         let down = (net + 1..=candidate).rev();
         let up = candidate + 1..net + hostmask;
         match down.chain(up).find(|&a| !used(a)) {
-            Some(a) => IpSubnet::new(Ipv4Addr::from(a), self.subnet.prefix),
+            Some(a) => {
+                let addr = Ipv4Addr::from(a);
+                self.offers.hold(addr, to, now_us);
+                IpSubnet::new(addr, self.subnet.prefix)
+            }
             None => IpSubnet::UNSPECIFIED,
         }
     }
@@ -271,6 +286,15 @@ pub fn wants_address(dev: &IpSubnet) -> bool {
 mod tests {
     use super::*;
 
+    /// An address request from one requester, at one moment.
+    fn offer(c: &mut CommunityState, desc: &str) -> IpSubnet {
+        c.offer_address(
+            &Desc::from_text(desc),
+            "198.18.0.9:7000".parse().expect("addr"),
+            0,
+        )
+    }
+
     fn subnet_of(name: &str) -> IpSubnet {
         AutoIpRange::default().pick_subnet(&Community::new(name).expect("valid"), [].iter())
     }
@@ -284,36 +308,24 @@ mod tests {
 
     #[test]
     fn edge_addresses_match_the_reference() {
-        let c = CommunityState::new(
+        let mut c = CommunityState::new(
             Community::new("plaincomm").expect("ok"),
             false,
             subnet_of("plaincomm"),
         );
-        assert_eq!(
-            c.assign_address(&Desc::from_text("myhost")).to_string(),
-            "10.200.206.16/24"
-        );
-        assert_eq!(
-            c.assign_address(&Desc::from_text("testhost")).to_string(),
-            "10.200.206.100/24"
-        );
-        let v = CommunityState::new(
+        assert_eq!(offer(&mut c, "myhost").to_string(), "10.200.206.16/24");
+        assert_eq!(offer(&mut c, "testhost").to_string(), "10.200.206.100/24");
+        let mut v = CommunityState::new(
             Community::new("n2nvectors").expect("ok"),
             false,
             subnet_of("n2nvectors"),
         );
+        assert_eq!(offer(&mut v, "edge1").addr, Ipv4Addr::new(10, 240, 116, 73));
         assert_eq!(
-            v.assign_address(&Desc::from_text("edge1")).addr,
-            Ipv4Addr::new(10, 240, 116, 73)
-        );
-        assert_eq!(
-            v.assign_address(&Desc::from_text("edge2")).addr,
+            offer(&mut v, "edge2").addr,
             Ipv4Addr::new(10, 240, 116, 117)
         );
-        assert_eq!(
-            v.assign_address(&Desc::from_text("edge3")).addr,
-            Ipv4Addr::new(10, 240, 116, 55)
-        );
+        assert_eq!(offer(&mut v, "edge3").addr, Ipv4Addr::new(10, 240, 116, 55));
     }
 
     #[test]
@@ -357,7 +369,7 @@ mod tests {
             "10.200.205.0/24"
         );
         let mut c = CommunityState::new(name, false, subnet_of("plaincomm"));
-        let first = c.assign_address(&Desc::from_text("myhost"));
+        let first = offer(&mut c, "myhost");
         c.insert_edge(Edge {
             mac: Mac([2, 0, 0, 0, 0, 1]),
             dev_addr: first,
@@ -369,9 +381,6 @@ mod tests {
             stamp: None,
             proven: false,
         });
-        assert_eq!(
-            c.assign_address(&Desc::from_text("myhost")).to_string(),
-            "10.200.206.15/24"
-        );
+        assert_eq!(offer(&mut c, "myhost").to_string(), "10.200.206.15/24");
     }
 }

@@ -345,21 +345,7 @@ fn header_encryption_locks_a_listed_community() {
 #[test]
 fn address_requests_get_the_reference_address() {
     let mut s = sn(None, true, 100);
-    let mut b = Datagram::new(
-        comm("plaincomm"),
-        Flags::EMPTY,
-        Message::RegisterSuper(RegisterSuper {
-            cookie: 1,
-            edge_mac: Mac::NULL,
-            sock: None,
-            dev_addr: IpSubnet::UNSPECIFIED,
-            desc: Desc::from_text("myhost"),
-            auth: Auth::new(1, &[1; 16]).expect("16"),
-            key_time: 0,
-        }),
-    )
-    .to_vec();
-    match answer(&mut s, T0, 1, std::mem::take(&mut b)) {
+    match answer(&mut s, T0, 1, address_request("plaincomm", "myhost")) {
         Some(Message::RegisterSuperAck(a)) => {
             assert_eq!(a.dev_addr.to_string(), "10.200.206.16/24")
         }
@@ -772,4 +758,44 @@ fn a_source_broadcasts_within_its_fan_out_budget() {
         packet("net", mac(1), mac(3), b"hi"),
     );
     assert_eq!(out.len(), 1);
+}
+
+/// An address request (null MAC) with the description `desc`.
+fn address_request(c: &str, desc: &str) -> Vec<u8> {
+    Datagram::new(
+        comm(c),
+        Flags::EMPTY,
+        Message::RegisterSuper(RegisterSuper {
+            cookie: 1,
+            edge_mac: Mac::NULL,
+            sock: None,
+            dev_addr: IpSubnet::UNSPECIFIED,
+            desc: Desc::from_text(desc),
+            auth: Auth::new(1, &[1; 16]).expect("16"),
+            key_time: 0,
+        }),
+    )
+    .to_vec()
+}
+
+fn offered(s: &mut Supernode, now: u64, who: u8) -> String {
+    match answer(s, now, who, address_request("plaincomm", "samehost")) {
+        Some(Message::RegisterSuperAck(a)) => a.dev_addr.to_string(),
+        other => panic!("expected ACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn two_edges_of_one_host_name_asking_at_once_get_two_addresses() {
+    // n2n answered both with the same address: the second edge was then refused for as long
+    // as the first stayed.
+    let mut s = sn(None, true, 100);
+    let first = offered(&mut s, T0, 1);
+    let second = offered(&mut s, T0 + 1_000, 2);
+    assert_ne!(first, second);
+    // The first asking again (a retry) gets its own address back.
+    assert_eq!(offered(&mut s, T0 + 2_000, 1), first);
+    // A hold ends: a requester asking later than that, with nobody registered, gets the
+    // first candidate again.
+    assert_eq!(offered(&mut s, T0 + 20_000_000, 3), first);
 }
