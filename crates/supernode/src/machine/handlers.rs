@@ -100,11 +100,6 @@ impl Supernode {
         // The trailer first: only a registration that proves the user may touch its stamps.
         let user = self.user_with_trailer(m, &r.auth)?;
         self.check_stamp(m, &r.edge_mac, false)?;
-        let assigned = if wants_address(&r.dev_addr) {
-            self.communities[m.community].offer_address(&r.desc, m.from, m.now_us)
-        } else {
-            IpSubnet::UNSPECIFIED
-        };
         let c = &self.communities[m.community];
         let answer = if r.edge_mac.is_null() {
             // An address request is answered but not stored (spec §7.1 step 3).
@@ -114,6 +109,14 @@ impl Supernode {
             }
         } else {
             self.update_edge(m, r)?
+        };
+        let assigned = if wants_address(&r.dev_addr) {
+            // Only an accepted address request holds what it is offered: a registered edge
+            // re-registering without an address (n2n answers it one too) never uses it.
+            let hold = r.edge_mac.is_null() && answer.is_some();
+            self.communities[m.community].offer_address(&r.desc, m.from, m.now_us, hold)
+        } else {
+            IpSubnet::UNSPECIFIED
         };
         let community = self.communities[m.community].name;
         let (msg, trailer) = if let Some(auth) = answer {

@@ -3,8 +3,8 @@
 //! An edge asks for an address with a null MAC, which the supernode answers without storing
 //! (spec §7.1 step 3); it registers with the address only after it has set up its TAP. Edges
 //! with the same description (n2n's default is the host name) hash to the same first
-//! candidate, so two that ask within that moment both got it from n2n, and the second is then
-//! refused ("MAC or IP address already in use") for as long as the first stays. Holding each
+//! candidate, so n2n gives two that ask within that moment the same address, and refuses the
+//! second ("MAC or IP address already in use") for as long as the first stays. Holding each
 //! offered address for its requester closes that window. Bounded: the oldest hold goes first.
 
 use std::net::{Ipv4Addr, SocketAddr};

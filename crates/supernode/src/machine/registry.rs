@@ -192,11 +192,15 @@ impl CommunityState {
 
     /// Spec §7.11: `h = H32(desc16) & hostmask` (0 → 1, all ones → all ones − 1), then the first
     /// address no registered edge holds, searching down from `net | h`, then up. Unlike n2n,
-    /// an address offered to another requester within [`offers::OFFER_HOLD_US`] counts as
-    /// held, and the one found is held for `to`.
-    ///
-    /// [`offers::OFFER_HOLD_US`]: super::offers::OFFER_HOLD_US
-    pub fn offer_address(&mut self, desc: &Desc, to: SocketAddr, now_us: u64) -> IpSubnet {
+    /// an address just offered to another requester (offers.rs) is skipped while any other
+    /// is free, and with `hold` the one found is held for `to`.
+    pub fn offer_address(
+        &mut self,
+        desc: &Desc,
+        to: SocketAddr,
+        now_us: u64,
+        hold: bool,
+    ) -> IpSubnet {
         if self.subnet.prefix == 0 || self.subnet.prefix >= 31 {
             return IpSubnet::UNSPECIFIED;
         }
@@ -208,17 +212,21 @@ impl CommunityState {
         } else if h == hostmask {
             h = hostmask - 1;
         }
-        let used = |a: u32| {
-            let a = Ipv4Addr::from(a);
-            self.by_ip.contains_key(&a) || self.offers.held_for_other(a, to, now_us)
-        };
         let candidate = net | h;
-        let down = (net + 1..=candidate).rev();
-        let up = candidate + 1..net + hostmask;
-        match down.chain(up).find(|&a| !used(a)) {
-            Some(a) => {
-                let addr = Ipv4Addr::from(a);
-                self.offers.hold(addr, to, now_us);
+        let search = |skip_held: bool| {
+            let down = (net + 1..=candidate).rev();
+            let up = candidate + 1..net + hostmask;
+            down.chain(up).map(Ipv4Addr::from).find(|a| {
+                let held = skip_held && self.offers.held_for_other(*a, to, now_us);
+                !self.by_ip.contains_key(a) && !held
+            })
+        };
+        // Holds never cost an address n2n would give: with every free one held, as n2n.
+        match search(true).or_else(|| search(false)) {
+            Some(addr) => {
+                if hold {
+                    self.offers.hold(addr, to, now_us);
+                }
                 IpSubnet::new(addr, self.subnet.prefix)
             }
             None => IpSubnet::UNSPECIFIED,
@@ -292,6 +300,7 @@ mod tests {
             &Desc::from_text(desc),
             "198.18.0.9:7000".parse().expect("addr"),
             0,
+            true,
         )
     }
 
@@ -355,6 +364,30 @@ mod tests {
         assert_eq!(
             c.edge_with_ip([10, 0, 0, 1].into()),
             Some(Mac([2, 0, 0, 0, 0, 2]))
+        );
+    }
+
+    #[test]
+    fn holds_never_cost_an_address_and_only_holding_offers_hold() {
+        let name = Community::new("small").expect("ok");
+        let mut c = CommunityState::new(name, false, IpSubnet::new([10, 0, 0, 0].into(), 29));
+        let from = |n: u16| SocketAddr::from(([198, 18, 0, 1], n));
+        let desc = Desc::from_text("h");
+        // An offer made without holding (a registered edge's) leaves the address to the next.
+        let free = c.offer_address(&desc, from(1), 0, false);
+        assert_eq!(c.offer_address(&desc, from(2), 0, false), free);
+        // Six requesters hold all six hosts of the /29; a seventh still gets one, as in n2n.
+        let held: Vec<_> = (1..=6)
+            .map(|n| c.offer_address(&desc, from(n), 0, true))
+            .collect();
+        assert_eq!(
+            held.iter().collect::<std::collections::HashSet<_>>().len(),
+            6
+        );
+        assert!(
+            !c.offer_address(&desc, from(7), 0, true)
+                .addr
+                .is_unspecified()
         );
     }
 
